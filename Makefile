@@ -1,0 +1,59 @@
+# The two commands a user needs: `make dev` (serve locally) and `make test` (everything CI checks).
+SHELL := /bin/bash
+PYTHON ?= $(shell scripts/find-python)
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAM_VENV ?= .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+# sam build needs a python3.13 on PATH (the Lambda runtime); find-python prefers it.
+BUILD_PATH := $(dir $(PYTHON)):$(PATH)
+
+.PHONY: help install dev fake test lint unit template build events clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed:
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli cfn-lint
+	touch $@
+
+install: $(BIN)/.installed ## create .venv with everything for dev and tests
+
+dev: $(BIN)/.installed ## serve every route and the page on http://127.0.0.1:$${PORT:-3000}
+	$(BIN)/python -m local_api
+
+fake: $(BIN)/.installed ## run the fake OpenAI on 127.0.0.1:9100 (then: OPENAI_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_API_KEY=sk-test-fake make dev)
+	$(BIN)/python -m tests.fake_openai --port 9100
+
+test: lint unit template ## lint, type-check, all tests, template checks
+
+lint: $(BIN)/.installed ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/make_events.py --check
+
+unit: $(BIN)/.installed ## pytest
+	$(BIN)/pytest
+
+template: $(SAM_VENV)/.installed ## cfn-lint and sam validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed ## sam build (offline-capable, arm64 wheels, no Docker)
+	PATH="$(BUILD_PATH)" $(SAM) build
+
+events: $(BIN)/.installed ## regenerate events/*.json
+	$(BIN)/python scripts/make_events.py
+
+clean: ## remove build output and caches
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -not -path './.venv*' -exec rm -rf {} +

@@ -1,0 +1,27 @@
+"""POST /observer/{call_id}: answers 202 at once and starts the observer worker by an async invoke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+from fastapi.responses import JSONResponse
+
+from shared import deps
+from shared.launcher import ObserveRequest, ObserverLauncher
+from shared.upstream import CALL_ID_PATTERN
+from shared.web import create_app, make_handler
+
+app = create_app()
+
+
+@app.post("/observer/{call_id}", status_code=202)
+async def observe_call(
+    call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
+) -> JSONResponse:
+    launcher.launch(ObserveRequest(call_id=call_id, source="api"))
+    return JSONResponse({"call_id": call_id, "status": "starting"}, status_code=202)
+
+
+handler = make_handler(app)

@@ -1,0 +1,38 @@
+"""GET|POST /token: mints an ephemeral client secret so a browser can connect to OpenAI directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.responses import JSONResponse
+
+from shared import deps
+from shared.log import logger
+from shared.session import SessionConfig
+from shared.settings import Settings
+from shared.upstream import OpenAIClient
+from shared.web import create_app, make_handler
+
+app = create_app()
+
+
+@app.api_route("/token", methods=["GET", "POST"])
+async def mint_token(
+    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.session_config)],
+    settings: Annotated[Settings, Depends(deps.settings)],
+) -> JSONResponse:
+    # The session comes from server settings only: nothing in the request can change it.
+    secret = await client.create_client_secret(session.to_json(), settings.token_ttl_seconds)
+    logger.info("client secret minted", extra={"expires_at": secret["expires_at"]})
+    body = {
+        "value": secret["value"],
+        "expires_at": secret["expires_at"],
+        "calls_url": f"{client.base_url}/realtime/calls",  # where the browser posts its offer
+        "model": session.model,
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+handler = make_handler(app)

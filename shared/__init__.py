@@ -1,0 +1,1 @@
+"""Code shared by every function: settings, session config, secrets, upstream client, observer launcher."""

@@ -1,0 +1,100 @@
+"""Every environment variable the project reads, with its default, in one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# The original hello-realtime instructions, word for word.
+DEFAULT_INSTRUCTIONS = """\
+Greet the user in English, and thank them for trying the new OpenAI Realtime API.
+Give them a brief summary based on the list below, and then ask if they have any questions.
+Answer questions using the information below. For questions outside this scope,
+apologize and say you can't help with that.
+---
+Short summary:
+- The Realtime API is now generally available, and has improved instruction following, voice naturalness, \
+and audio quality.
+  There are two new voices and it's easier to develop for. There's also a new telephony integration for \
+phone scenarios.
+Full list of improvements:
+- generally available (no longer in beta)
+- two new voices (Cedar and Marin)
+- improved instruction following
+- enhanced voice naturalness
+- higher audio quality
+- improved handling of alphanumerics (eg, properly understanding credit card and phone numbers)
+- support for the OpenAI Prompts API
+- support for MCP-based tools
+- auto-truncation to reduce context size
+- native telephony support, making it simple to connect voice calls to existing Realtime API applications
+- when using WebRTC, you can connect without needing an ephemeral token
+- when using WebRTC, you can now control sessions (including tool calls) from the server
+- when using WebRTC, you can now send video to the model, and it can respond based on what it sees
+- many helpful bugfixes!
+"""
+
+ObserverLaunch = Literal["lambda", "local", "off"]
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (and `.env` for the local server).
+
+    Field names map to upper-case environment variables (`openai_base_url` <- `OPENAI_BASE_URL`).
+    Secret values are never read from here in AWS: see `shared.secrets`.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # Secrets: plain values for local runs, or Secrets Manager ARNs in AWS (the ARN wins when both are set).
+    openai_api_key: str = ""
+    openai_api_key_secret_arn: str = ""
+    openai_signing_secret: str = ""
+    openai_signing_secret_arn: str = ""
+    secrets_cache_seconds: int = Field(default=60, ge=0, le=3600)
+
+    # Upstream.
+    openai_base_url: str = DEFAULT_BASE_URL
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    token_ttl_seconds: int = Field(default=600, ge=10, le=7200)
+
+    # Session config.
+    realtime_model: str = "gpt-realtime"
+    realtime_voice: str = "marin"
+    realtime_instructions: str = ""  # empty: DEFAULT_INSTRUCTIONS
+
+    # Observer.
+    observer_launch: ObserverLaunch = "lambda"
+    observer_function_name: str = ""
+    observer_greeting_delay_ms: int = Field(default=250, ge=0, le=10_000)
+    observer_stop_margin_seconds: float = Field(default=10.0, ge=0, le=120)
+    observer_max_seconds: float = Field(default=900.0, gt=0)  # local runs, where no Lambda deadline exists
+
+    @property
+    def instructions(self) -> str:
+        return self.realtime_instructions.strip() or DEFAULT_INSTRUCTIONS
+
+    @property
+    def api_base(self) -> str:
+        return self.openai_base_url.rstrip("/")
+
+    @property
+    def sideband_base(self) -> str:
+        """`OPENAI_BASE_URL` with its scheme turned into the WebSocket one (http -> ws, https -> wss)."""
+        base = self.api_base
+        if base.startswith("https://"):
+            return "wss://" + base.removeprefix("https://")
+        if base.startswith("http://"):
+            return "ws://" + base.removeprefix("http://")
+        return base
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once per container (tests call `get_settings.cache_clear()`)."""
+    return Settings()

@@ -1,0 +1,152 @@
+"""The OpenAI Realtime HTTP API, on one pooled httpx client per event loop (so per warm container)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.errors import UpstreamError, UpstreamTimeout, redact
+from shared.secrets import SecretStore
+from shared.settings import Settings
+
+CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
+
+
+def make_headers(api_key: str, content_type: str | None = None) -> dict[str, str]:
+    """Authorization (and optionally Content-Type) headers for an OpenAI request."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+@dataclass(frozen=True)
+class CreatedCall:
+    call_id: str
+    sdp: str
+    content_type: str
+
+
+class OpenAIClient:
+    """Calls OpenAI with the standard key. Pass `transport` to test without a network."""
+
+    def __init__(
+        self, settings: Settings, secrets: SecretStore, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._secrets = secrets
+        self._transport = transport
+        # httpx connections belong to the loop that opened them; Mangum keeps one loop per container.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.api_base
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            timeout = self._settings.upstream_timeout_seconds
+            client = httpx.AsyncClient(
+                base_url=self.base_url,
+                transport=self._transport,
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            )
+            self._clients[loop] = client
+        return client
+
+    async def create_call(self, offer_sdp: str, session: dict[str, Any]) -> CreatedCall:
+        """POST /realtime/calls (multipart sdp + session) -> the SDP answer and the new call id."""
+        files = {"sdp": (None, offer_sdp), "session": (None, json.dumps(session))}
+        response = await self._send(
+            lambda key: self._http().post("/realtime/calls", files=files, headers=make_headers(key))
+        )
+        call_id = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+        if not CALL_ID_PATTERN.match(call_id):
+            raise UpstreamError("Upstream answer had no usable call id", upstream_status=response.status_code)
+        if not response.text.startswith("v="):
+            raise UpstreamError("Upstream answer had no SDP", upstream_status=response.status_code)
+        content_type = response.headers.get("content-type", "application/sdp")
+        return CreatedCall(call_id=call_id, sdp=response.text, content_type=content_type)
+
+    async def create_client_secret(self, session: dict[str, Any], ttl_seconds: int) -> dict[str, Any]:
+        """POST /realtime/client_secrets -> `{"value": "ek_...", "expires_at": ..., "session": {...}}`."""
+        body = {"expires_after": {"anchor": "created_at", "seconds": ttl_seconds}, "session": session}
+        response = await self._send(
+            lambda key: self._http().post("/realtime/client_secrets", json=body, headers=make_headers(key))
+        )
+        data = _json_object(response)
+        if not isinstance(data.get("value"), str) or not isinstance(data.get("expires_at"), int):
+            raise UpstreamError("Upstream answer had no client secret", upstream_status=response.status_code)
+        return data
+
+    async def accept_call(self, call_id: str, session: dict[str, Any]) -> None:
+        await self._call_control(call_id, "accept", session)
+
+    async def reject_call(self, call_id: str, status_code: int = 603) -> None:
+        await self._call_control(call_id, "reject", {"status_code": status_code})
+
+    async def hangup_call(self, call_id: str) -> None:
+        await self._call_control(call_id, "hangup", None)
+
+    async def _call_control(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
+        if not CALL_ID_PATTERN.match(call_id):
+            raise ValueError(f"not a call id: {call_id[:40]!r}")
+        path = f"/realtime/calls/{call_id}/{action}"
+        await self._send(lambda key: self._http().post(path, json=body, headers=make_headers(key)))
+
+    async def _send(self, request: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
+        """Send with the current key; after a 401, fetch the key again once and retry once if it changed."""
+        key = self._secrets.api_key()
+        response = await _guarded(request, key)
+        if response.status_code == 401:
+            fresh = self._secrets.api_key(refresh=True)
+            if fresh != key:
+                response = await _guarded(request, fresh)
+        if response.is_success:
+            return response
+        raise UpstreamError(
+            f"OpenAI answered {response.status_code}: {_error_message(response)}",
+            upstream_status=response.status_code,
+        )
+
+
+async def _guarded(request: Callable[[str], Awaitable[httpx.Response]], key: str) -> httpx.Response:
+    try:
+        return await request(key)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout("OpenAI did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"OpenAI unreachable ({type(exc).__name__})") from exc
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError("Upstream answer was not a JSON object", upstream_status=response.status_code)
+    return data
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The upstream's own error message when it sent one (OpenAI error JSON), else the reason phrase."""
+    try:
+        data = response.json()
+        message = data["error"]["message"]
+        if isinstance(message, str) and message:
+            return redact(message)
+    except (ValueError, KeyError, TypeError):
+        pass
+    return response.reason_phrase or "error"

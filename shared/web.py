@@ -1,0 +1,107 @@
+"""What every HTTP function shares: the FastAPI app with uniform errors, and the Lambda handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+from starlette.exceptions import HTTPException
+
+from shared.errors import ClientError, ServiceError
+from shared.log import logger
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# Responses of these types go back to API Gateway as plain text, not base64 (the SDP answer above all).
+TEXT_MIME_TYPES = [*DEFAULT_TEXT_MIME_TYPES, "application/sdp"]
+
+
+def error_response(status_code: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """Every error body has one shape: `{"error": "<one-line reason>"}`."""
+    return JSONResponse({"error": reason}, status_code=status_code, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    log = logger.warning if exc.status_code < 500 else logger.error
+    log("request failed", extra={"status": exc.status_code, "reason": exc.reason, "path": request.url.path})
+    return error_response(exc.status_code, exc.reason)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return error_response(400, f"Invalid request: {where} {first.get('msg', '')}".strip())
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to the log; the client gets no detail.
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(500, "Internal error")
+
+
+def create_app() -> FastAPI:
+    """A FastAPI app without docs routes and with `{"error": ...}` bodies for every failure."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app
+
+
+async def read_body(request: Request, *, max_bytes: int, content_types: tuple[str, ...] = ()) -> bytes:
+    """The raw body, checked for content type and size before anything else happens."""
+    if content_types:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type not in content_types:
+            raise ClientError(415, f"Content-Type must be {' or '.join(content_types)}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ClientError(413, f"Body larger than {max_bytes} bytes")
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise ClientError(413, f"Body larger than {max_bytes} bytes")
+    return body
+
+
+_thread_state = threading.local()
+
+
+def _ensure_event_loop() -> None:
+    # Mangum calls asyncio.get_event_loop(): give each thread one lasting loop so that the pooled
+    # upstream connections opened in one invocation are reused by the next.
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_state, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _thread_state.loop = loop
+    asyncio.set_event_loop(loop)
+
+
+def make_handler(app: FastAPI) -> LambdaHandler:
+    """The Lambda entry point for an HTTP function: API Gateway HTTP API (payload 2.0) -> ASGI app."""
+    _ensure_event_loop()  # Mangum looks for a loop when it is built, too
+    adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
+    # `_unexpected` already logged the trace as JSON; Mangum would log it again as plain text.
+    logging.getLogger("mangum.http").setLevel(logging.CRITICAL)
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        _ensure_event_loop()
+        return adapter(event, context)
+
+    return handler

@@ -1,0 +1,183 @@
+"""Fixtures: a real fake OpenAI on 127.0.0.1, a clean environment per test, sample events, signing."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from shared import deps
+from shared.launcher import ObserveRequest
+from shared.log import logger
+from tests.fake_openai import FakeOpenAI
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+API_KEY = "sk-test-fake-0123456789abcdef"
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"test-signing-secret-32-bytes-long").decode()
+ENV_NAMES = (
+    "OPENAI_API_KEY",
+    "OPENAI_API_KEY_SECRET_ARN",
+    "OPENAI_SIGNING_SECRET",
+    "OPENAI_SIGNING_SECRET_ARN",
+    "OPENAI_BASE_URL",
+    "OBSERVER_LAUNCH",
+    "OBSERVER_FUNCTION_NAME",
+    "OBSERVER_GREETING_DELAY_MS",
+    "OBSERVER_MAX_SECONDS",
+    "REALTIME_MODEL",
+    "REALTIME_VOICE",
+    "REALTIME_INSTRUCTIONS",
+    "UPSTREAM_TIMEOUT_SECONDS",
+)
+
+
+class RecordingLauncher:
+    """An ObserverLauncher that only records what it was asked to start."""
+
+    def __init__(self) -> None:
+        self.requests: list[ObserveRequest] = []
+
+    def launch(self, request: ObserveRequest) -> None:
+        self.requests.append(request)
+
+
+class FakeContext:
+    """The Lambda context attributes the handlers and Powertools read."""
+
+    function_name = "test-function"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+
+    def __init__(self, remaining_seconds: float = 30.0) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+        self._deadline = time.monotonic() + remaining_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LogCapture(logging.Handler):
+    """Collects the exact JSON lines the Powertools logger writes (as CloudWatch would get them)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logger.registered_formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+    def messages(self, message: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["message"] == message]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    target = logging.getLogger(logger.name)
+    target.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        target.removeHandler(capture)
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=API_KEY).start() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    fake_server.reset()
+    yield fake_server
+    fake_server.reset()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI) -> Iterator[pytest.MonkeyPatch]:
+    """A clean environment pointing at the fake, with plain-env secrets; singletons rebuilt."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OBSERVER_LAUNCH", "local")
+    deps.reset()
+    yield monkeypatch
+    deps.reset()
+    deps.install_local_launcher(None)
+
+
+@pytest.fixture
+def launcher(env: pytest.MonkeyPatch) -> RecordingLauncher:
+    recording = RecordingLauncher()
+    deps.install_local_launcher(recording)
+    return recording
+
+
+def load_event(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return copy.deepcopy(data)
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    return base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
+
+
+def with_body(event: dict[str, Any], body: bytes, *, base64_encoded: bool | None = None) -> dict[str, Any]:
+    encode = event.get("isBase64Encoded", False) if base64_encoded is None else base64_encoded
+    event["body"] = base64.b64encode(body).decode() if encode else body.decode()
+    event["isBase64Encoded"] = encode
+    return event
+
+
+def sign(
+    event: dict[str, Any], secret: str = SIGNING_SECRET, *, webhook_id: str | None = None
+) -> dict[str, Any]:
+    """Re-sign a webhook event now (signatures older than 5 minutes are refused)."""
+    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(tz=UTC)
+    signature = Webhook(secret).sign(msg_id, now, body_of(event).decode())
+    headers = event.setdefault("headers", {})
+    headers.update(
+        {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
+    )
+    return event
+
+
+def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming") -> bytes:
+    payload = {
+        "object": "event",
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created_at": int(time.time()),
+        "data": {
+            "call_id": call_id,
+            "sip_headers": [
+                {"name": "From", "value": "sip:+15551230000@example.com"},
+                {"name": "To", "value": "sip:+15559870000@example.com"},
+            ],
+        },
+    }
+    return json.dumps(payload).encode()
+
+
+def response_json(result: dict[str, Any]) -> Any:
+    return json.loads(body_of(result))

@@ -1,0 +1,124 @@
+"""The observer function: the HTTP entry (202 + async start) and the sideband worker against the fake."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import observer_app
+from tests.conftest import API_KEY, FakeContext, LogCapture, RecordingLauncher, load_event, response_json
+from tests.fake_openai import FakeOpenAI, default_sideband_script
+
+CALL_ID = "rtc_observe0123456789"
+
+
+def worker_event(call_id: str = CALL_ID) -> dict[str, Any]:
+    event = load_event("observer_async")
+    event["call_id"] = call_id
+    return event
+
+
+def test_http_entry_answers_202_and_starts_the_worker(launcher: RecordingLauncher) -> None:
+    event = load_event("observer_http")
+    result = observer_app.handler(event, FakeContext())
+    call_id = event["pathParameters"]["call_id"]
+    assert result["statusCode"] == 202
+    assert response_json(result) == {"call_id": call_id, "status": "starting"}
+    assert [(r.call_id, r.source) for r in launcher.requests] == [(call_id, "api")]
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "status"),
+    [("nope", 400), ("rtc_", 400), ("rtc_" + "x" * 300, 400), ("rtc_a%2Fb", 404)],  # %2F: no such route
+)
+def test_http_entry_refuses_malformed_ids(launcher: RecordingLauncher, bad_id: str, status: int) -> None:
+    event = load_event("observer_http")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/observer/{bad_id}"
+    event["pathParameters"] = {"call_id": bad_id}
+    result = observer_app.handler(event, FakeContext())
+    assert result["statusCode"] == status
+    assert "error" in response_json(result)
+    assert launcher.requests == []
+
+
+def test_worker_greets_logs_events_and_transcripts(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch, logs: LogCapture
+) -> None:
+    fake.register_call(CALL_ID)
+    started = time.monotonic()
+    result = observer_app.handler(worker_event(), FakeContext(remaining_seconds=60))
+    assert result == {"call_id": CALL_ID, "outcome": "closed", "events": len(default_sideband_script()) + 1}
+    assert time.monotonic() - started < 5
+
+    (sideband,) = fake.sidebands
+    assert sideband.call_id == CALL_ID
+    assert sideband.headers["authorization"] == f"Bearer {API_KEY}"
+    assert "openai-beta" not in sideband.headers
+    (first, *rest) = sideband.client_events
+    assert first[1] == {"type": "response.create"}
+    assert rest == []
+    assert 0.2 <= first[0] - sideband.opened_at < 1.0  # ~250 ms after open
+
+    lines = logs.records
+    assert all(line.get("call_id") == CALL_ID for line in lines if "event_type" in line)
+    logged_types = [line["event_type"] for line in lines if line["message"] == "sideband event"]
+    expected = [
+        e["type"]
+        for e in default_sideband_script()
+        if not e["type"].endswith(".delta") and e["type"] not in observer_transcript_types()
+    ]
+    assert logged_types == ["session.created", *expected]
+    transcripts = {(line["speaker"], line["text"]) for line in lines if line["message"] == "transcript"}
+    assert ("assistant", "Hello! Thanks for trying the Realtime API.") in transcripts
+    assert ("caller", "What's new?") in transcripts
+
+
+def observer_transcript_types() -> set[str]:
+    from observer_worker import TRANSCRIPT_EVENTS
+
+    return set(TRANSCRIPT_EVENTS)
+
+
+def test_unknown_call_ends_at_once_without_retry(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    result = observer_app.handler(worker_event("rtc_unknown000"), FakeContext())
+    assert result["outcome"] == "not_found"
+    assert len(fake.requests_to("/realtime")) == 1  # one handshake, no loop
+    assert fake.sidebands == []
+
+
+def test_worker_stops_before_the_lambda_deadline(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    fake.register_call(CALL_ID)
+    fake.sideband_hold_seconds = -1  # the call goes on and on
+    started = time.monotonic()
+    # 12 s left minus the 10 s safety margin: the worker must give up after ~2 s.
+    result = observer_app.handler(worker_event(), FakeContext(remaining_seconds=12))
+    elapsed = time.monotonic() - started
+    assert result["outcome"] == "deadline"
+    assert 1.5 < elapsed < 5
+    assert fake.wait_for(lambda: fake.sidebands[0].closed_at is not None, timeout=3)
+
+
+def test_abrupt_close_is_a_normal_end(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    fake.register_call(CALL_ID)
+    fake.sideband_abrupt_close = True
+    result = observer_app.handler(worker_event(), FakeContext())
+    assert result["outcome"] == "closed"
+
+
+@pytest.mark.parametrize("event", [{}, {"call_id": "bad"}, {"call_id": CALL_ID, "source": "fax"}])
+def test_invalid_worker_events_do_nothing(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch, event: dict[str, Any]
+) -> None:
+    assert observer_app.handler(event, FakeContext())["outcome"] == "invalid"
+    assert fake.requests == []
+
+
+def test_missing_key_ends_the_worker(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    env.delenv("OPENAI_API_KEY")
+    from shared import deps
+
+    deps.reset()
+    assert observer_app.handler(worker_event(), FakeContext())["outcome"] == "refused"
+    assert fake.requests == []

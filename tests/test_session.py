@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from shared.session import SessionConfig, make_session
+from shared.settings import DEFAULT_INSTRUCTIONS, Settings
+
+
+def test_default_session_is_the_original_shape() -> None:
+    session = make_session(Settings(realtime_instructions=""))
+    assert session.to_json() == {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "instructions": DEFAULT_INSTRUCTIONS,
+        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+    }
+
+
+def test_settings_change_model_voice_and_instructions() -> None:
+    settings = Settings(
+        realtime_model="gpt-realtime-mini", realtime_voice="cedar", realtime_instructions="Hi"
+    )
+    body = make_session(settings).to_json()
+    assert body["model"] == "gpt-realtime-mini"
+    assert body["audio"]["output"] == {"voice": "cedar"}
+    assert body["instructions"] == "Hi"
+    assert "format" not in body["audio"]["input"]  # SIP negotiates the format itself
+
+
+def test_unknown_voice_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        make_session(Settings(realtime_voice="robot"))
+
+
+def test_session_type_is_always_realtime() -> None:
+    with pytest.raises(ValidationError):
+        SessionConfig(type="transcription", instructions="x")  # type: ignore[arg-type]

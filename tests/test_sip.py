@@ -1,0 +1,191 @@
+"""POST /sip through the Lambda handler: Standard Webhooks verification, accept, observer start."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+import sip_app
+from shared.settings import DEFAULT_INSTRUCTIONS
+from tests.conftest import (
+    API_KEY,
+    SIGNING_SECRET,
+    FakeContext,
+    RecordingLauncher,
+    incoming_call_body,
+    load_event,
+    response_json,
+    sign,
+    with_body,
+)
+from tests.fake_openai import FakeOpenAI
+
+CALL_ID = "rtc_sip0123456789abcdef"
+
+
+def webhook(body: bytes, *, base64_encoded: bool = True) -> dict[str, object]:
+    return sign(with_body(load_event("sip"), body, base64_encoded=base64_encoded))
+
+
+@pytest.mark.parametrize("base64_encoded", [True, False])
+def test_incoming_call_is_accepted_and_observed(
+    fake: FakeOpenAI, launcher: RecordingLauncher, base64_encoded: bool
+) -> None:
+    fake.register_call(CALL_ID)
+    result = sip_app.handler(
+        webhook(incoming_call_body(CALL_ID), base64_encoded=base64_encoded), FakeContext()
+    )
+    assert result["statusCode"] == 200
+    assert result.get("body", "") == ""
+
+    (accept,) = fake.requests_to(f"/realtime/calls/{CALL_ID}/accept")
+    assert accept.headers["authorization"] == f"Bearer {API_KEY}"
+    assert accept.json == {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "instructions": DEFAULT_INSTRUCTIONS,
+        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+    }
+    assert [(r.call_id, r.source) for r in launcher.requests] == [(CALL_ID, "sip")]
+
+
+def test_the_sample_event_verifies_once_signed(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    event = sign(load_event("sip"))  # the committed sample, body untouched, base64 as API Gateway sends it
+    call_id = json.loads(base64.b64decode(event["body"]))["data"]["call_id"]
+    fake.register_call(call_id)
+    assert sip_app.handler(event, FakeContext())["statusCode"] == 200
+    assert len(fake.requests_to(f"/realtime/calls/{call_id}/accept")) == 1
+
+
+def test_other_event_types_are_ignored_with_200(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    body = incoming_call_body(CALL_ID, event_type="realtime.call.ended")
+    assert sip_app.handler(webhook(body), FakeContext())["statusCode"] == 200
+    assert fake.requests == []
+    assert launcher.requests == []
+
+
+def test_call_gone_before_accept_is_200_without_observer(
+    fake: FakeOpenAI, launcher: RecordingLauncher
+) -> None:
+    # Not registered with the fake: accept answers 404, as OpenAI does once the caller hung up.
+    assert sip_app.handler(webhook(incoming_call_body(CALL_ID)), FakeContext())["statusCode"] == 200
+    assert len(fake.requests_to("/accept")) == 1
+    assert launcher.requests == []
+
+
+def test_accept_failure_is_502_so_openai_redelivers(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    fake.register_call(CALL_ID)
+    fake.fail_next("/accept", 500)
+    result = sip_app.handler(webhook(incoming_call_body(CALL_ID)), FakeContext())
+    assert result["statusCode"] == 502
+    assert launcher.requests == []
+
+
+def tamper(event: dict[str, object]) -> dict[str, object]:
+    raw = bytearray(base64.b64decode(str(event["body"])))
+    raw[10] ^= 1
+    event["body"] = base64.b64encode(bytes(raw)).decode()
+    return event
+
+
+def headers_of(event: dict[str, object]) -> dict[str, str]:
+    headers = event["headers"]
+    assert isinstance(headers, dict)
+    return headers
+
+
+def drop(name: str) -> object:
+    def change(event: dict[str, object]) -> dict[str, object]:
+        headers_of(event).pop(name)
+        return event
+
+    return change
+
+
+def set_header(name: str, value: str) -> object:
+    def change(event: dict[str, object]) -> dict[str, object]:
+        headers_of(event)[name] = value
+        return event
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        tamper,
+        drop("webhook-id"),
+        drop("webhook-timestamp"),
+        drop("webhook-signature"),
+        set_header("webhook-signature", "v1"),  # no comma
+        set_header("webhook-signature", "v1,!!!not-base64!!!"),
+        set_header("webhook-signature", "v1,AAAA"),
+        set_header("webhook-timestamp", "1000000000"),  # far in the past
+        set_header("webhook-id", "msg_other"),  # id is part of what is signed
+    ],
+)
+def test_forged_webhooks_are_401_with_no_upstream_call(
+    fake: FakeOpenAI, launcher: RecordingLauncher, forge: object
+) -> None:
+    fake.register_call(CALL_ID)
+    event = webhook(incoming_call_body(CALL_ID))
+    assert callable(forge)
+    result = sip_app.handler(forge(event), FakeContext())
+    assert result["statusCode"] == 401
+    assert response_json(result) == {"error": "Invalid signature"}
+    assert fake.requests == []
+    assert launcher.requests == []
+
+
+def test_wrong_secret_is_401(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    other = "whsec_" + base64.b64encode(b"another-secret-another-secret!!").decode()
+    event = sign(with_body(load_event("sip"), incoming_call_body(CALL_ID)), other)
+    assert sip_app.handler(event, FakeContext())["statusCode"] == 401
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "Webhook body is not a JSON event"),
+        (b'["a list"]', "Webhook body is not a JSON event"),
+        (json.dumps({"type": "realtime.call.incoming", "data": {}}).encode(), "data.call_id"),
+        (
+            json.dumps({"type": "realtime.call.incoming", "data": {"call_id": "x/../y"}}).encode(),
+            "data.call_id",
+        ),
+    ],
+)
+def test_signed_but_malformed_events_are_400(
+    fake: FakeOpenAI, launcher: RecordingLauncher, body: bytes, reason: str
+) -> None:
+    result = sip_app.handler(webhook(body), FakeContext())
+    assert result["statusCode"] == 400
+    assert reason in response_json(result)["error"]
+    assert fake.requests == []
+
+
+def test_missing_signing_secret_is_500(
+    fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    env.delenv("OPENAI_SIGNING_SECRET")
+    from shared import deps
+
+    deps.reset()
+    result = sip_app.handler(webhook(incoming_call_body(CALL_ID)), FakeContext())
+    assert result["statusCode"] == 500
+    assert response_json(result) == {"error": "Server misconfigured: OPENAI_SIGNING_SECRET is not set"}
+    assert fake.requests == []
+
+
+def test_raw_base64_secret_without_prefix_works(
+    fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("OPENAI_SIGNING_SECRET", SIGNING_SECRET.removeprefix("whsec_"))
+    from shared import deps
+
+    deps.reset()
+    fake.register_call(CALL_ID)
+    assert sip_app.handler(webhook(incoming_call_body(CALL_ID)), FakeContext())["statusCode"] == 200
