@@ -27,7 +27,7 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
                         stay valid Lambda events.
 - `observer_http.json`  POST /observer/{call_id}, with pathParameters {"call_id": ...}
 - `observer_async.json` the payload rtc/sip send with InvocationType=Event:
-                        {"call_id", "source", "requested_at"}
+                        {"call_id", "source", "requested_at", "call_started_at", "generation"}
 - `page.json`           GET /
 
 `--check` writes nothing and exits 1 if a file in the output folder differs from what would be written.
@@ -221,7 +221,13 @@ def build_events() -> dict[str, Any]:
             path_parameters={"call_id": CALL_ID},
             user_agent="curl/8.5.0",
         ),
-        "observer_async": {"call_id": CALL_ID, "source": "webrtc", "requested_at": float(EPOCH)},
+        "observer_async": {
+            "call_id": CALL_ID,
+            "source": "webrtc",
+            "requested_at": float(EPOCH),
+            "call_started_at": float(EPOCH),
+            "generation": 0,
+        },
         "page": http_event(
             "GET",
             "/",

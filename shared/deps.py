@@ -13,9 +13,11 @@ from shared.launcher import (
     LambdaObserverLauncher,
     ObserverLauncher,
 )
+from shared.policy import CallerPolicy
 from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
+from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.upstream import OpenAIClient
 
 _local_launcher: ObserverLauncher | None = None
@@ -38,6 +40,25 @@ def openai_client() -> OpenAIClient:
 @lru_cache(maxsize=1)
 def session_config() -> SessionConfig:
     return make_session(get_settings())
+
+
+@lru_cache(maxsize=1)
+def call_store() -> CallStore:
+    """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
+    settings = get_settings()
+    if settings.call_store == "dynamodb":
+        import boto3  # only when configured: local runs never pay for it
+
+        # AWS_ENDPOINT_URL_DYNAMODB (read by boto3) points it at a local DynamoDB or moto_server.
+        return DynamoCallStore(
+            settings.calls_table_name, boto3.client("dynamodb"), lock_seconds=settings.webhook_lock_seconds
+        )
+    return MemoryCallStore(lock_seconds=settings.webhook_lock_seconds)
+
+
+@lru_cache(maxsize=1)
+def caller_policy() -> CallerPolicy:
+    return CallerPolicy.from_settings(get_settings())
 
 
 def observer_launcher() -> ObserverLauncher:
@@ -66,5 +87,13 @@ def install_local_launcher(launcher: ObserverLauncher | None) -> None:
 
 def reset() -> None:
     """Forget every singleton (tests change the environment between cases)."""
-    for cached in (get_settings, secret_store, openai_client, session_config, _lambda_launcher):
+    for cached in (
+        get_settings,
+        secret_store,
+        openai_client,
+        session_config,
+        _lambda_launcher,
+        call_store,
+        caller_policy,
+    ):
         cached.cache_clear()

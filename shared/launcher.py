@@ -17,11 +17,17 @@ CallSource = Literal["webrtc", "sip", "api"]
 
 @dataclass(frozen=True)
 class ObserveRequest:
-    """The async event the observer worker receives (`events/observer_async.json`)."""
+    """The async event the observer worker receives (`events/observer_async.json`).
+
+    `call_started_at` (unix s) anchors the call's length limit across hand-offs; `generation` counts
+    hand-offs (0 = the first observer, the only one that greets the caller).
+    """
 
     call_id: str
     source: CallSource
     requested_at: float = field(default_factory=time.time)
+    call_started_at: float | None = None
+    generation: int = 0
 
     def to_event(self) -> dict[str, Any]:
         return asdict(self)

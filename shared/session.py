@@ -55,3 +55,19 @@ def make_session(settings: Settings) -> SessionConfig:
         instructions=settings.instructions,
         audio=AudioConfig(output=AudioOutput(voice=settings.realtime_voice)),  # type: ignore[arg-type]
     )
+
+
+def check_sip_session(payload: dict[str, Any]) -> dict[str, Any]:
+    """Refuse, before any upstream call, a SIP accept body that OpenAI would take but the call would not
+    survive: without `"type": "realtime"` the accept answers 200 and the call then fails, and
+    `audio.format` must be left to SIP's own negotiation."""
+    from shared.errors import ServiceError
+
+    if payload.get("type") != "realtime":
+        raise ServiceError('Server misconfigured: the session lacks "type": "realtime"')
+    audio = payload.get("audio")
+    if isinstance(audio, dict) and any(
+        isinstance(audio.get(side), dict) and "format" in audio[side] for side in ("input", "output")
+    ):
+        raise ServiceError("Server misconfigured: a SIP session must not set audio.format")
+    return payload

@@ -40,6 +40,7 @@ Full list of improvements:
 """
 
 ObserverLaunch = Literal["lambda", "local", "off"]
+CallStoreKind = Literal["memory", "dynamodb"]
 
 
 class Settings(BaseSettings):
@@ -74,6 +75,29 @@ class Settings(BaseSettings):
     observer_greeting_delay_ms: int = Field(default=250, ge=0, le=10_000)
     observer_stop_margin_seconds: float = Field(default=10.0, ge=0, le=120)
     observer_max_seconds: float = Field(default=900.0, gt=0)  # local runs, where no Lambda deadline exists
+    # A successor must claim a handed-over lease within this window, or the lease lapses.
+    observer_handoff_seconds: float = Field(default=60.0, gt=0, le=300)
+
+    # Exactly-once state shared by all instances: DynamoDB in AWS, one in-process store locally.
+    call_store: CallStoreKind = "memory"
+    calls_table_name: str = ""
+    # A webhook delivery still "in progress" after this long is treated as crashed and may be retried.
+    webhook_lock_seconds: float = Field(default=30.0, gt=0, le=900)
+
+    # Accepting a SIP call: bounded retries that fit in the webhook's few-second answer budget.
+    accept_max_attempts: int = Field(default=3, ge=1, le=10)
+    accept_attempt_timeout_seconds: float = Field(default=2.5, gt=0, le=30)
+    accept_deadline_seconds: float = Field(default=7.0, gt=0, le=25)
+    accept_backoff_seconds: float = Field(default=0.25, ge=0, le=5)
+
+    # Caller policy (SIP): comma-separated numbers, `+1555*` = prefix; empty = no rule.
+    allowed_callers: str = ""
+    denied_callers: str = ""
+    max_concurrent_calls: int = Field(default=0, ge=0)  # 0 = no cap
+
+    # Call length, SIP and WebRTC alike: 0 = no limit (OpenAI still ends sessions at 60 minutes).
+    max_call_seconds: int = Field(default=900, ge=0, le=7200)
+    wrap_up_seconds: float = Field(default=20.0, ge=0, le=300)
 
     @property
     def instructions(self) -> str:

@@ -45,7 +45,15 @@ def lambda_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_lambda_launcher_invokes_the_observer_asynchronously(lambda_client: Any) -> None:
     spy = SpyClient(lambda_client)
     launcher = LambdaObserverLauncher("hello-realtime-observer", spy)
-    launcher.launch(ObserveRequest(call_id="rtc_abc", source="sip", requested_at=1760000000.5))
+    launcher.launch(
+        ObserveRequest(
+            call_id="rtc_abc",
+            source="sip",
+            requested_at=1760000000.5,
+            call_started_at=1760000000.0,
+            generation=2,
+        )
+    )
     (call,) = spy.calls
     assert call["FunctionName"] == "hello-realtime-observer"
     assert call["InvocationType"] == "Event"
@@ -53,6 +61,8 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(lambda_client: Any)
         "call_id": "rtc_abc",
         "source": "sip",
         "requested_at": 1760000000.5,
+        "call_started_at": 1760000000.0,
+        "generation": 2,
     }
 
 
@@ -80,7 +90,8 @@ def test_local_launcher_runs_the_target_in_a_background_thread() -> None:
 
     LocalObserverLauncher(target).launch(ObserveRequest(call_id="rtc_bg", source="webrtc", requested_at=1.0))
     assert done.wait(5)
-    assert seen == [({"call_id": "rtc_bg", "source": "webrtc", "requested_at": 1.0}, "observer-rtc_bg")]
+    expected = {"call_id": "rtc_bg", "source": "webrtc", "requested_at": 1.0, "call_started_at": None}
+    assert seen == [({**expected, "generation": 0}, "observer-rtc_bg")]
 
 
 def test_selection_follows_observer_launch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,9 +77,10 @@ def test_call_gone_before_accept_is_200_without_observer(
 
 def test_accept_failure_is_502_so_openai_redelivers(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
     fake.register_call(CALL_ID)
-    fake.fail_next("/accept", 500)
+    fake.fail_next("/accept", 500, times=3)  # every one of the 3 attempts
     result = sip_app.handler(webhook(incoming_call_body(CALL_ID)), FakeContext())
     assert result["statusCode"] == 502
+    assert len(fake.requests_to("/accept")) == 3
     assert launcher.requests == []
 
 

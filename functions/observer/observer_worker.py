@@ -2,8 +2,13 @@
 
 It makes the model speak first (`response.create` shortly after the socket opens), writes one
 structured log line per server event except the noisy `*.delta` streams, logs every finished
-transcript whole, and ends when the call ends, when the call id is unknown, or shortly before
-the Lambda invocation would be cut off.
+transcript whole, and ends when the call ends or when the call id is unknown.
+
+Exactly one observer per call: it takes the call's lease (shared/store.py) before connecting, so a
+duplicate event or request never opens a second sideband nor greets twice. Calls longer than one
+invocation: shortly before the Lambda deadline it hands the lease to a successor invocation (async
+invoke with the call's start time and generation + 1) and reads on until that one has taken over.
+At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,10 +26,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from shared import deps
-from shared.errors import ServiceError
+from shared import deps, metrics
+from shared.errors import ServiceError, UpstreamError
 from shared.launcher import ObserveRequest
 from shared.log import logger
+from shared.settings import Settings
+from shared.store import CallStore
 from shared.upstream import CALL_ID_PATTERN, make_headers
 
 # Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
@@ -35,7 +43,19 @@ TRANSCRIPT_EVENTS = {
     "conversation.item.input_audio_transcription.completed": ("caller", "transcript"),
 }
 
-Outcome = Literal["closed", "not_found", "refused", "deadline", "invalid"]
+Outcome = Literal["closed", "not_found", "refused", "deadline", "max_duration", "handed_off"]
+HANGUP_GRACE_SECONDS = 5.0  # after /hangup, read the last events until the socket closes
+HANDOFF_POLL_SECONDS = 0.2
+# Sent once, `wrap_up_seconds` before the call limit (the caller hears the model say goodbye).
+WRAP_UP = {
+    "type": "response.create",
+    "response": {
+        "instructions": (
+            "The call is about to end because it reached its time limit. In one or two short "
+            "sentences, tell the caller the time is up, thank them, and say goodbye."
+        )
+    },
+}
 Connect = Callable[..., Any]
 
 
@@ -73,9 +93,15 @@ async def observe(
     api_key: str,
     greeting_delay: float,
     time_budget: float,
+    greet: bool = True,
+    call_deadline: float | None = None,
+    wrap_up_lead: float = 20.0,
+    hangup: Callable[[], Awaitable[None]] | None = None,
+    hand_off: Callable[[], Awaitable[bool]] | None = None,
     connect: Connect = websockets.connect,
 ) -> ObserveResult:
-    """Watch one call until it ends or `time_budget` seconds pass."""
+    """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
+    `time_budget` seconds pass (then `hand_off` to a successor, reading on until it has taken over)."""
     call_id = request.call_id
     try:
         websocket: ClientConnection = await connect(url, additional_headers=make_headers(api_key))
@@ -87,30 +113,62 @@ async def observe(
         return ObserveResult(outcome)
 
     result = ObserveResult("closed")
-    logger.info("sideband open", extra={"call_id": call_id, "source": request.source})
-    greeting = asyncio.create_task(_greet(websocket, greeting_delay))
+    logger.info("sideband open", extra={"call_id": call_id, "source": request.source, "greet": greet})
+    reader = asyncio.create_task(_read(websocket, call_id, result))
+    greeting = asyncio.create_task(_greet(websocket, greeting_delay)) if greet else None
+    start = time.monotonic()
+    timers: list[tuple[float, str]] = [(start + time_budget, "budget")]
+    if call_deadline is not None:
+        hang_at = start + (call_deadline - time.time())
+        timers.append((hang_at, "hangup"))
+        if wrap_up_lead > 0 and hang_at - wrap_up_lead > start:
+            timers.append((hang_at - wrap_up_lead, "wrap_up"))
     try:
-        async with asyncio.timeout(time_budget):
-            async for message in websocket:
-                event = _parse(message)
-                if event is None:
-                    logger.warning("sideband frame is not a JSON event", extra={"call_id": call_id})
-                    continue
-                result.events += 1
-                if is_logged(str(event.get("type", ""))):
-                    log_event(call_id, event)
-    except ConnectionClosed:
-        pass  # calls often end without a close frame: that is a normal end
-    except TimeoutError:
-        result.outcome = "deadline"
-        logger.info("observer stopping before its time runs out", extra={"call_id": call_id})
+        for at, kind in sorted(timers):
+            await asyncio.wait({reader}, timeout=max(0.0, at - time.monotonic()))
+            if reader.done():
+                break  # the call ended
+            if kind == "wrap_up":
+                logger.info("call limit near: asking the model to wrap up", extra={"call_id": call_id})
+                with contextlib.suppress(ConnectionClosed):
+                    await websocket.send(json.dumps(WRAP_UP))
+            elif kind == "hangup":
+                result.outcome = "max_duration"
+                logger.info("call limit reached: hanging up", extra={"call_id": call_id})
+                if hangup is not None:
+                    await hangup()
+                await asyncio.wait({reader}, timeout=HANGUP_GRACE_SECONDS)
+                break
+            else:
+                result.outcome = "deadline"
+                logger.info("observer time running out", extra={"call_id": call_id})
+                # The reader keeps logging events while the successor starts up.
+                if hand_off is not None and await hand_off():
+                    result.outcome = "handed_off"
+                break
     finally:
-        greeting.cancel()
+        if greeting is not None:
+            greeting.cancel()
+        reader.cancel()
         await websocket.close()
     logger.info(
         "sideband closed", extra={"call_id": call_id, "outcome": result.outcome, "events": result.events}
     )
     return result
+
+
+async def _read(websocket: ClientConnection, call_id: str, result: ObserveResult) -> None:
+    try:
+        async for message in websocket:
+            event = _parse(message)
+            if event is None:
+                logger.warning("sideband frame is not a JSON event", extra={"call_id": call_id})
+                continue
+            result.events += 1
+            if is_logged(str(event.get("type", ""))):
+                log_event(call_id, event)
+    except ConnectionClosed:
+        pass  # calls often end without a close frame: that is a normal end
 
 
 async def _greet(websocket: ClientConnection, delay: float) -> None:
@@ -131,45 +189,163 @@ def _parse(message: str | bytes) -> dict[str, Any] | None:
 def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
     call_id = event.get("call_id")
     source = event.get("source", "api")
+    generation = event.get("generation", 0)
     if (
         not isinstance(call_id, str)
         or not CALL_ID_PATTERN.match(call_id)
         or source not in ("webrtc", "sip", "api")
+        or not isinstance(generation, int)
+        or isinstance(generation, bool)
+        or not 0 <= generation < 1000
     ):
         return None
-    requested_at = event.get("requested_at")
+    requested_at = _number(event.get("requested_at")) or time.time()
     return ObserveRequest(
         call_id=call_id,
         source=source,
-        requested_at=float(requested_at) if isinstance(requested_at, int | float) else time.time(),
+        requested_at=requested_at,
+        # Older events carry no start time: the call began about when its observer was requested.
+        call_started_at=_number(event.get("call_started_at")) or requested_at,
+        generation=generation,
     )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @logger.inject_lambda_context(clear_state=True)
 def run_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Entry point for the async invoke: `{"call_id": "rtc_...", "source": ..., "requested_at": ...}`."""
+    """Entry point for the async invoke (`events/observer_async.json`)."""
     request = _parse_request(event)
     if request is None:
         logger.error("observer event is not valid", extra={"keys": sorted(event)[:10]})
         return {"outcome": "invalid"}
+    # Context-local keys: the local server runs several observers in one process at once.
+    logger.thread_safe_append_keys(call_id=request.call_id, generation=request.generation)
+    try:
+        return _run(request, context)
+    finally:
+        logger.thread_safe_clear_keys()
+
+
+def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     settings = deps.settings()
+    call_id = request.call_id
     try:
         api_key = deps.secret_store().api_key()
+        store = deps.call_store()
     except ServiceError as exc:
-        logger.error("observer cannot start", extra={"call_id": request.call_id, "reason": exc.reason})
-        return {"call_id": request.call_id, "outcome": "refused"}
+        logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
+        return {"call_id": call_id, "outcome": "refused"}
     remaining = (
         context.get_remaining_time_in_millis() / 1000
         if hasattr(context, "get_remaining_time_in_millis")
         else settings.observer_max_seconds
     )
+    # One observer per call: the lease lasts as long as this invocation can possibly live.
+    owner = f"{request.generation}:{uuid.uuid4().hex}"
+    claim = handoff_token(request.generation) if request.generation > 0 else None
+    try:
+        lease = store.acquire_lease(call_id, owner, until=time.time() + remaining + 5, claim=claim)
+    except ServiceError as exc:
+        logger.error("observer cannot take its lease", extra={"call_id": call_id, "reason": exc.reason})
+        return {"call_id": call_id, "outcome": "refused"}
+    if lease is None:
+        logger.info(
+            "call already observed (or over): not opening a second sideband", extra={"call_id": call_id}
+        )
+        metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="observer")
+        return {"call_id": call_id, "outcome": "duplicate"}
+
+    started_at = request.call_started_at or request.requested_at
+    limit = settings.max_call_seconds
+    client = deps.openai_client()
+
+    async def hangup() -> None:
+        try:
+            await client.hangup_call(call_id)
+        except UpstreamError as exc:  # 404: already over, which is the goal
+            logger.warning("hangup failed", extra={"call_id": call_id, "reason": exc.reason})
+
+    async def hand_off() -> bool:
+        return await _hand_off(request, owner, store, started_at, settings)
+
+    time_budget = max(1.0, remaining - settings.observer_stop_margin_seconds)
     result = asyncio.run(
         observe(
             request,
-            url=f"{settings.sideband_base}/realtime?call_id={request.call_id}",
+            url=f"{settings.sideband_base}/realtime?call_id={call_id}",
             api_key=api_key,
             greeting_delay=settings.observer_greeting_delay_ms / 1000,
-            time_budget=max(1.0, remaining - settings.observer_stop_margin_seconds),
+            time_budget=time_budget,
+            # Only the call's first observer greets: a successor or a retry must not repeat it.
+            greet=request.generation == 0 and lease.fresh,
+            call_deadline=started_at + limit if limit > 0 else None,
+            wrap_up_lead=settings.wrap_up_seconds,
+            hangup=hangup,
+            hand_off=hand_off,
         )
     )
-    return {"call_id": request.call_id, "outcome": result.outcome, "events": result.events}
+    if result.outcome in ("closed", "max_duration", "not_found"):
+        _finish(request, owner, store, started_at, settings, result)
+    return {"call_id": call_id, "outcome": result.outcome, "events": result.events}
+
+
+def handoff_token(generation: int) -> str:
+    """The lease owner while a call waits for its observer of this generation to claim it."""
+    return f"handoff:{generation}"
+
+
+async def _hand_off(
+    request: ObserveRequest, owner: str, store: CallStore, started_at: float, settings: Settings
+) -> bool:
+    """Start the successor and hand it the lease; True once it has claimed the lease."""
+    successor = ObserveRequest(
+        call_id=request.call_id,
+        source=request.source,
+        call_started_at=started_at,
+        generation=request.generation + 1,
+    )
+    token = handoff_token(successor.generation)
+    # Hand over first, so the successor finds the lease waiting for it however fast it starts.
+    if not store.hand_over(
+        request.call_id, owner, token, until=time.time() + settings.observer_handoff_seconds
+    ):
+        logger.error("lease lost before hand-off", extra={"call_id": request.call_id})
+        return False
+    try:
+        deps.observer_launcher().launch(successor)
+    except Exception:
+        logger.exception("successor launch failed", extra={"call_id": request.call_id})
+        return False
+    logger.info("successor started", extra={"call_id": request.call_id, "successor": successor.generation})
+    # Read on (the reader task runs meanwhile) until the successor holds the lease.
+    wait_until = time.monotonic() + max(0.5, settings.observer_stop_margin_seconds / 2)
+    while time.monotonic() < wait_until:
+        if store.lease_owner(request.call_id) != token:
+            metrics.emit(metrics.OBSERVER_HANDOFFS)
+            logger.info("successor took over", extra={"call_id": request.call_id})
+            return True
+        await asyncio.sleep(HANDOFF_POLL_SECONDS)
+    logger.error("successor did not take over in time", extra={"call_id": request.call_id})
+    return False
+
+
+def _finish(
+    request: ObserveRequest,
+    owner: str,
+    store: CallStore,
+    started_at: float,
+    settings: Settings,
+    result: ObserveResult,
+) -> None:
+    """The call is over: close the lease for good, free its concurrency slot, record its length."""
+    try:
+        store.end_lease(request.call_id, owner)
+        if request.source == "sip" and settings.max_concurrent_calls > 0:
+            store.release_slot(request.call_id)
+    except ServiceError as exc:  # the lease lapses and the slot expires on their own
+        logger.error("call store cleanup failed", extra={"call_id": request.call_id, "reason": exc.reason})
+    if result.outcome != "not_found":
+        metrics.seconds(metrics.CALL_DURATION, time.time() - started_at, source=request.source)

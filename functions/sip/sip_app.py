@@ -1,8 +1,13 @@
-"""POST /sip: OpenAI's `realtime.call.incoming` webhook -> verify, accept the call, start the observer."""
+"""POST /sip: OpenAI's `realtime.call.incoming` webhook -> verify, accept the call, start the observer.
+
+Exactly once per delivery, across instances: the `webhook-id` is claimed in the call store before
+anything happens, so a redelivered or concurrent duplicate is answered without a second accept.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -11,17 +16,23 @@ from pydantic import BaseModel, Field, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from shared import deps
+from shared import deps, metrics
+from shared.calls import accept_with_retries
 from shared.errors import ClientError, ServiceError, UpstreamError
 from shared.launcher import ObserveRequest, ObserverLauncher
 from shared.log import logger
+from shared.policy import BUSY, CallerPolicy
 from shared.secrets import SecretStore
-from shared.session import SessionConfig
+from shared.session import SessionConfig, check_sip_session
+from shared.settings import Settings
+from shared.store import CallStore
 from shared.upstream import CALL_ID_PATTERN, OpenAIClient
 from shared.web import create_app, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
+# A concurrency slot outlives the call limit by this much, in case its observer never releases it.
+SLOT_GRACE_SECONDS = 120
 
 app = create_app()
 
@@ -52,6 +63,9 @@ async def incoming_call(
     session: Annotated[SessionConfig, Depends(deps.session_config)],
     launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
     secrets: Annotated[SecretStore, Depends(deps.secret_store)],
+    store: Annotated[CallStore, Depends(deps.call_store)],
+    policy: Annotated[CallerPolicy, Depends(deps.caller_policy)],
+    settings: Annotated[Settings, Depends(deps.settings)],
 ) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     _verify(body, dict(request.headers), secrets.signing_secret())
@@ -65,21 +79,91 @@ async def incoming_call(
     except ValidationError:
         raise ClientError(400, "Webhook data.call_id is missing or malformed") from None
 
-    log = {"call_id": call.call_id, "webhook_id": delivery, "source": "sip"}
-    logger.info(
-        "incoming call", extra={**log, "from": call.header("From")[:80], "to": call.header("To")[:80]}
-    )
-    try:
-        await client.accept_call(call.call_id, session.to_json())
-    except UpstreamError as exc:
-        if exc.upstream_status != 404:
-            raise
-        # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
-        logger.info("call gone before accept", extra=log)
+    logger.append_keys(call_id=call.call_id, webhook_id=delivery, source="sip")
+    logger.info("incoming call", extra={"from": call.header("From")[:80], "to": call.header("To")[:80]})
+    state = store.begin_delivery(delivery)
+    if state in ("done", "in_progress"):
+        metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="webhook")
+        logger.info("duplicate webhook suppressed", extra={"delivery_state": state})
+        if state == "in_progress":
+            # Not yet known whether that delivery will succeed: OpenAI retries later and learns then.
+            raise ClientError(409, "This delivery is being handled; retry later")
         return Response(status_code=200)
-    logger.info("call accepted", extra=log)
-    launcher.launch(ObserveRequest(call_id=call.call_id, source="sip"))
+
+    if state == "new":
+        try:
+            accepted = await _answer(call, client, session, store, policy, settings, request)
+        except BaseException:
+            store.abandon_delivery(delivery)  # the redelivery starts from scratch
+            raise
+        if not accepted:
+            store.mark_delivery(delivery, "done")
+            return Response(status_code=200)
+        store.mark_delivery(delivery, "accepted")
+    else:
+        logger.info("call already accepted by an earlier delivery; starting its observer again")
+    # If this launch fails the record stays `accepted`: a redelivery only starts the observer (whose
+    # lease keeps it to one), it never accepts twice.
+    launcher.launch(ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time()))
+    store.mark_delivery(delivery, "done")
     return Response(status_code=200)
+
+
+async def _answer(
+    call: IncomingCall,
+    client: OpenAIClient,
+    session: SessionConfig,
+    store: CallStore,
+    policy: CallerPolicy,
+    settings: Settings,
+    request: Request,
+) -> bool:
+    """Apply the caller policy, then accept: True when the call is accepted and needs an observer."""
+    payload = check_sip_session(session.to_json())
+    decision = policy.check(call.header("From"))
+    if not decision.allowed:
+        await _reject(client, call.call_id, decision.status_code, decision.reason)
+        return False
+    slot = policy.max_concurrent_calls > 0
+    if slot:
+        until = time.time() + (settings.max_call_seconds or 3600) + SLOT_GRACE_SECONDS
+        if not store.take_slot(call.call_id, limit=policy.max_concurrent_calls, until=until):
+            await _reject(client, call.call_id, BUSY, "concurrent call limit reached")
+            return False
+    logger.info("caller policy: accept")
+    try:
+        attempt = await accept_with_retries(client, call.call_id, payload, settings)
+    except UpstreamError as exc:
+        if slot:
+            store.release_slot(call.call_id)
+        if exc.upstream_status == 404:
+            # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
+            logger.info("call gone before accept")
+            return False
+        metrics.emit(metrics.ACCEPT_FAILURES)
+        logger.error("accept failed", extra={"reason": exc.reason, "upstream_status": exc.upstream_status})
+        raise
+    except BaseException:
+        if slot:
+            store.release_slot(call.call_id)
+        raise
+    logger.info("call accepted", extra={"attempt": attempt})
+    metrics.emit(metrics.CALLS_ACCEPTED)
+    metrics.emit(metrics.CALLS_STARTED, source="sip")
+    sent = request.headers.get("webhook-timestamp", "")
+    if sent.isdigit():
+        metrics.milliseconds(metrics.WEBHOOK_TO_ACCEPT, (time.time() - int(sent)) * 1000)
+    return True
+
+
+async def _reject(client: OpenAIClient, call_id: str, status_code: int, reason: str) -> None:
+    logger.info("caller policy: reject", extra={"sip_status": status_code, "reason": reason})
+    metrics.emit(metrics.CALLS_REJECTED, sip_status=str(status_code))
+    try:
+        await client.reject_call(call_id, status_code)
+    except UpstreamError as exc:
+        if exc.upstream_status != 404:  # 404: the caller hung up already, which is just as good
+            raise
 
 
 @lru_cache(maxsize=4)
@@ -96,6 +180,7 @@ def _verify(body: bytes, headers: dict[str, str], secret: str) -> None:
         webhook.verify(body, headers, json_parse=False)
     except (WebhookVerificationError, ValueError):
         # ValueError covers malformed entries (no comma, bad base64) and bodies that are not UTF-8.
+        metrics.emit(metrics.SIGNATURE_REJECTED)
         raise ClientError(401, "Invalid signature") from None
 
 

@@ -1,0 +1,360 @@
+"""State that makes calls happen exactly once across concurrent instances.
+
+Three kinds of record, all in one table keyed by `pk` (DynamoDB in AWS, a dict locally):
+
+- `webhook#<webhook-id>`: one webhook delivery. `in_progress` while someone handles it (with a lock
+  that lapses, so a crashed handler does not block redeliveries forever), `accepted` once the call
+  is accepted, `done` once nothing is left to do. Kept for 4 days: OpenAI redelivers for up to 72 h.
+- `lease#<call_id>`: the one observer of a call (owner + expiry). Handed from one generation to the
+  next on long calls; `ended` once the call is over, so a late duplicate never reattaches.
+- `slots`: the calls holding a concurrency slot (call id -> expiry) with a version for optimistic
+  writes. Expired entries are ignored and pruned, so a lost release heals itself.
+
+Every write that decides who wins is a conditional write; there is no read-then-write race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+from shared.errors import ServiceError
+from shared.log import logger
+
+DeliveryState = Literal["new", "accepted", "done", "in_progress"]
+WEBHOOK_RECORD_SECONDS = 4 * 24 * 3600
+LEASE_RECORD_SECONDS = 24 * 3600
+SLOT_WRITE_ATTEMPTS = 12
+
+T = TypeVar("T")
+
+
+class StoreUnavailable(ServiceError):
+    """The store could not be reached or kept refusing: answer 5xx so OpenAI redelivers later."""
+
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class Lease:
+    call_id: str
+    owner: str
+    fresh: bool  # no lease record existed before: this is the call's first observer
+
+
+class CallStore(Protocol):
+    def begin_delivery(self, webhook_id: str) -> DeliveryState:
+        """Claim a delivery. `new`: accept the call; `accepted`: only start the observer again;
+        `done`: a duplicate, answer 2xx; `in_progress`: someone else is on it right now."""
+        ...
+
+    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None: ...
+
+    def abandon_delivery(self, webhook_id: str) -> None:
+        """Forget a failed delivery so that OpenAI's redelivery tries again from the start."""
+        ...
+
+    def acquire_lease(
+        self, call_id: str, owner: str, *, until: float, claim: str | None = None
+    ) -> Lease | None:
+        """Take the call's observer lease (free, lapsed, or handed over to `claim`), else None."""
+        ...
+
+    def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool: ...
+
+    def lease_owner(self, call_id: str) -> str | None: ...
+
+    def end_lease(self, call_id: str, owner: str) -> None: ...
+
+    def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
+        """Hold one of `limit` concurrent-call slots until `until` (or `release_slot`)."""
+        ...
+
+    def release_slot(self, call_id: str) -> None: ...
+
+
+class MemoryCallStore:
+    """The same rules in one process (`make dev`, tests): one lock around a dict."""
+
+    def __init__(self, *, lock_seconds: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+        self._lock_seconds = lock_seconds
+        self._clock = clock
+        self._items: dict[str, dict[str, Any]] = {}
+        self._mutex = threading.Lock()
+
+    def begin_delivery(self, webhook_id: str) -> DeliveryState:
+        now = self._clock()
+        with self._mutex:
+            item = self._items.get(f"webhook#{webhook_id}")
+            if item is None:
+                self._items[f"webhook#{webhook_id}"] = {
+                    "status": "in_progress",
+                    "lock_until": now + self._lock_seconds,
+                }
+                return "new"
+            if item["status"] == "done":
+                return "done"
+            if item["lock_until"] >= now:
+                return "in_progress"
+            item["lock_until"] = now + self._lock_seconds
+            return "accepted" if item["status"] == "accepted" else "new"
+
+    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
+        with self._mutex:
+            self._items[f"webhook#{webhook_id}"] = {
+                "status": state,
+                "lock_until": self._clock() + self._lock_seconds,
+            }
+
+    def abandon_delivery(self, webhook_id: str) -> None:
+        with self._mutex:
+            self._items.pop(f"webhook#{webhook_id}", None)
+
+    def acquire_lease(
+        self, call_id: str, owner: str, *, until: float, claim: str | None = None
+    ) -> Lease | None:
+        now = self._clock()
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            free = item is None or (item["until"] < now and not item.get("ended"))
+            if not free and not (claim is not None and item is not None and item["owner"] == claim):
+                return None
+            self._items[f"lease#{call_id}"] = {"owner": owner, "until": until}
+            return Lease(call_id, owner, fresh=item is None)
+
+    def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            if item is None or item["owner"] != owner:
+                return False
+            item.update(owner=successor, until=until)
+            return True
+
+    def lease_owner(self, call_id: str) -> str | None:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            return None if item is None else str(item["owner"])
+
+    def end_lease(self, call_id: str, owner: str) -> None:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            if item is not None and item["owner"] == owner:
+                item.update(ended=True, until=self._clock())
+
+    def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
+        now = self._clock()
+        with self._mutex:
+            slots: dict[str, float] = self._items.setdefault("slots", {"calls": {}})["calls"]
+            for held in [k for k, v in slots.items() if v < now]:
+                del slots[held]
+            if call_id not in slots and len(slots) >= limit:
+                return False
+            slots[call_id] = until
+            return True
+
+    def release_slot(self, call_id: str) -> None:
+        with self._mutex:
+            self._items.get("slots", {"calls": {}})["calls"].pop(call_id, None)
+
+
+class DynamoCallStore:
+    """The rules as DynamoDB conditional writes (low-level client: no boto3 resource layer to import).
+
+    Table: partition key `pk` (S), TTL attribute `expires_at` (template.yaml `CallsTable`).
+    """
+
+    def __init__(self, table_name: str, client: Any, *, lock_seconds: float = 30.0) -> None:
+        if not table_name:
+            raise ServiceError("Server misconfigured: CALLS_TABLE_NAME is not set")
+        self._table = table_name
+        self._client = client
+        self._lock_seconds = lock_seconds
+
+    # ----------------------------------------------------------------- webhook deliveries
+
+    def begin_delivery(self, webhook_id: str) -> DeliveryState:
+        now = time.time()
+        key = {"pk": {"S": f"webhook#{webhook_id}"}}
+        try:
+            answer = self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET #s = if_not_exists(#s, :new), lock_until = :lock, expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(pk) OR (#s <> :done AND lock_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":new": {"S": "in_progress"},
+                    ":done": {"S": "done"},
+                    ":lock": _n(now + self._lock_seconds),
+                    ":now": _n(now),
+                    ":ttl": _n(int(now) + WEBHOOK_RECORD_SECONDS),
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except _ConditionFailed:
+            item = self._get(key) or {}
+            return "done" if item.get("status", {}).get("S") == "done" else "in_progress"
+        old = answer.get("Attributes", {}).get("status", {}).get("S")
+        return "accepted" if old == "accepted" else "new"
+
+    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
+        now = time.time()
+        self._call(
+            self._client.put_item,
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"webhook#{webhook_id}"},
+                "status": {"S": state},
+                "lock_until": _n(now + self._lock_seconds),
+                "expires_at": _n(int(now) + WEBHOOK_RECORD_SECONDS),
+            },
+        )
+
+    def abandon_delivery(self, webhook_id: str) -> None:
+        key = {"pk": {"S": f"webhook#{webhook_id}"}}
+        self._call(self._client.delete_item, TableName=self._table, Key=key)
+
+    # ----------------------------------------------------------------- observer leases
+
+    def acquire_lease(
+        self, call_id: str, owner: str, *, until: float, claim: str | None = None
+    ) -> Lease | None:
+        condition = "attribute_not_exists(pk) OR (lease_until < :now AND attribute_not_exists(ended))"
+        values = {
+            ":owner": {"S": owner},
+            ":until": _n(until),
+            ":now": _n(time.time()),
+            ":ttl": _n(int(until) + LEASE_RECORD_SECONDS),
+        }
+        if claim is not None:
+            condition += " OR #o = :claim"
+            values[":claim"] = {"S": claim}
+        try:
+            answer = self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{call_id}"}},
+                UpdateExpression="SET #o = :owner, lease_until = :until, expires_at = :ttl",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except _ConditionFailed:
+            return None
+        return Lease(call_id, owner, fresh=not answer.get("Attributes"))
+
+    def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool:
+        try:
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{call_id}"}},
+                UpdateExpression="SET #o = :successor, lease_until = :until",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":successor": {"S": successor},
+                    ":until": _n(until),
+                },
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def lease_owner(self, call_id: str) -> str | None:
+        item = self._get({"pk": {"S": f"lease#{call_id}"}})
+        return None if item is None else str(item.get("owner", {}).get("S", ""))
+
+    def end_lease(self, call_id: str, owner: str) -> None:
+        # A failed condition: handed over or taken by someone else meanwhile, theirs to end.
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{call_id}"}},
+                UpdateExpression="SET ended = :true, lease_until = :now",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":true": {"BOOL": True},
+                    ":now": _n(time.time()),
+                },
+            )
+
+    # ----------------------------------------------------------------- concurrency slots
+
+    def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
+        key = {"pk": {"S": "slots"}}
+        for _ in range(SLOT_WRITE_ATTEMPTS):
+            now = time.time()
+            item = self._get(key)
+            version = int(item["version"]["N"]) if item else 0
+            calls = (item or {}).get("calls", {}).get("M", {})
+            held = {k: float(v["N"]) for k, v in calls.items() if float(v["N"]) >= now}
+            if call_id not in held and len(held) >= limit:
+                return False
+            held[call_id] = until
+            try:
+                self._call(
+                    self._client.put_item,
+                    TableName=self._table,
+                    Item={
+                        "pk": {"S": "slots"},
+                        "version": _n(version + 1),
+                        "calls": {"M": {k: _n(v) for k, v in held.items()}},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                    ExpressionAttributeValues={":v": _n(version)},
+                )
+            except _ConditionFailed:
+                time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 - jitter, not crypto
+                continue
+            return True
+        raise StoreUnavailable("Too much contention on the call slots; try again")
+
+    def release_slot(self, call_id: str) -> None:
+        with contextlib.suppress(_ConditionFailed):  # no slots item: nothing to release
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": "slots"}},
+                # The version bump makes a concurrent take_slot (holding an old copy) start over.
+                UpdateExpression="REMOVE calls.#c SET version = version + :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#c": call_id},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        answer = self._call(self._client.get_item, TableName=self._table, Key=key, ConsistentRead=True)
+        item = answer.get("Item")
+        return item if isinstance(item, dict) else None
+
+    def _call(self, operation: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return operation(**kwargs)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from None
+            logger.error("call store error", extra={"error": type(exc).__name__, "code": code})
+            raise StoreUnavailable("Call store unavailable") from exc
+
+
+class _ConditionFailed(Exception):
+    """Someone else's write won the condition."""
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": repr(round(value, 3)) if isinstance(value, float) else str(value)}
