@@ -16,7 +16,7 @@ DECLINE = 603  # SIP 603 Decline: the callee does not want this call
 BUSY = 486  # SIP 486 Busy Here: the concurrent-call cap is reached
 
 # The user part of a sip:/sips:/tel: URI, e.g. `"Bob" <sip:+1555...@host>;tag=x` -> `+1555...`.
-_URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
+_URI_USER = re.compile(r"(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
 
 
 def caller_number(header_value: str) -> str:

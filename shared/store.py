@@ -69,6 +69,14 @@ class CallStore(Protocol):
 
     def lease_owner(self, call_id: str) -> str | None: ...
 
+    def mark_attached(self, call_id: str, owner: str) -> None:
+        """The owner's sideband is open: a predecessor waiting to hand off may now let go."""
+        ...
+
+    def attached_owner(self, call_id: str) -> str | None:
+        """The lease owner if its sideband is open, else None."""
+        ...
+
     def end_lease(self, call_id: str, owner: str) -> None: ...
 
     def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
@@ -124,7 +132,7 @@ class MemoryCallStore:
             free = item is None or (item["until"] < now and not item.get("ended"))
             if not free and not (claim is not None and item is not None and item["owner"] == claim):
                 return None
-            self._items[f"lease#{call_id}"] = {"owner": owner, "until": until}
+            self._items[f"lease#{call_id}"] = {"owner": owner, "until": until, "attached": False}
             return Lease(call_id, owner, fresh=item is None)
 
     def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool:
@@ -132,13 +140,24 @@ class MemoryCallStore:
             item = self._items.get(f"lease#{call_id}")
             if item is None or item["owner"] != owner:
                 return False
-            item.update(owner=successor, until=until)
+            item.update(owner=successor, until=until, attached=False)
             return True
 
     def lease_owner(self, call_id: str) -> str | None:
         with self._mutex:
             item = self._items.get(f"lease#{call_id}")
             return None if item is None else str(item["owner"])
+
+    def mark_attached(self, call_id: str, owner: str) -> None:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            if item is not None and item["owner"] == owner:
+                item["attached"] = True
+
+    def attached_owner(self, call_id: str) -> str | None:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            return str(item["owner"]) if item is not None and item.get("attached") else None
 
     def end_lease(self, call_id: str, owner: str) -> None:
         with self._mutex:
@@ -240,7 +259,7 @@ class DynamoCallStore:
                 self._client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
-                UpdateExpression="SET #o = :owner, lease_until = :until, expires_at = :ttl",
+                UpdateExpression="SET #o = :owner, lease_until = :until, expires_at = :ttl REMOVE attached",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues=values,
@@ -256,7 +275,7 @@ class DynamoCallStore:
                 self._client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
-                UpdateExpression="SET #o = :successor, lease_until = :until",
+                UpdateExpression="SET #o = :successor, lease_until = :until REMOVE attached",
                 ConditionExpression="#o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={
@@ -272,6 +291,24 @@ class DynamoCallStore:
     def lease_owner(self, call_id: str) -> str | None:
         item = self._get({"pk": {"S": f"lease#{call_id}"}})
         return None if item is None else str(item.get("owner", {}).get("S", ""))
+
+    def mark_attached(self, call_id: str, owner: str) -> None:
+        with contextlib.suppress(_ConditionFailed):  # handed on or taken meanwhile
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{call_id}"}},
+                UpdateExpression="SET attached = :true",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":true": {"BOOL": True}},
+            )
+
+    def attached_owner(self, call_id: str) -> str | None:
+        item = self._get({"pk": {"S": f"lease#{call_id}"}})
+        if item is None or not item.get("attached", {}).get("BOOL"):
+            return None
+        return str(item.get("owner", {}).get("S", ""))
 
     def end_lease(self, call_id: str, owner: str) -> None:
         # A failed condition: handed over or taken by someone else meanwhile, theirs to end.

@@ -38,6 +38,22 @@ ENV_NAMES = (
     "REALTIME_VOICE",
     "REALTIME_INSTRUCTIONS",
     "UPSTREAM_TIMEOUT_SECONDS",
+    # Issue 4: call store, caller policy, call limits.
+    "CALL_STORE",
+    "CALLS_TABLE_NAME",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "OBSERVER_STOP_MARGIN_SECONDS",
+    "OBSERVER_HANDOFF_SECONDS",
+    "WEBHOOK_LOCK_SECONDS",
+    "ACCEPT_MAX_ATTEMPTS",
+    "ACCEPT_ATTEMPT_TIMEOUT_SECONDS",
+    "ACCEPT_DEADLINE_SECONDS",
+    "ACCEPT_BACKOFF_SECONDS",
+    "ALLOWED_CALLERS",
+    "DENIED_CALLERS",
+    "MAX_CONCURRENT_CALLS",
+    "MAX_CALL_SECONDS",
+    "WRAP_UP_SECONDS",
 )
 
 
@@ -181,3 +197,12 @@ def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming")
 
 def response_json(result: dict[str, Any]) -> Any:
     return json.loads(body_of(result))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server (DynamoDB) for the session; tests create their own uniquely named tables."""
+    from tests.calls_table import SerialMotoServer
+
+    with SerialMotoServer() as server:
+        yield server.endpoint

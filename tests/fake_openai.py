@@ -111,6 +111,7 @@ class _Fault:
     status: int | None = None
     body: Any = None
     delay: float | None = None
+    reset: bool = False  # drop the TCP connection instead of answering
 
 
 # --------------------------------------------------------------------------- helpers
@@ -481,6 +482,11 @@ class FakeOpenAI:
         with self._lock:
             self._faults.append(_Fault(path_suffix, times, delay=seconds))
 
+    def reset_next(self, path_suffix: str, *, times: int = 1) -> None:
+        """Drop the connection (no HTTP answer at all) on the next ``times`` matching HTTP requests."""
+        with self._lock:
+            self._faults.append(_Fault(path_suffix, times, status=0, reset=True))
+
     def register_call(self, call_id: str, session: dict[str, Any] | None = None) -> None:
         """Make ``call_id`` known (e.g. an incoming SIP call), so accept/sideband work for it."""
         with self._lock:
@@ -508,7 +514,7 @@ class FakeOpenAI:
     # ----------------------------------------------------------------- internals
 
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        if scope["type"] in ("websocket", "http"):
             # uvicorn's `send` is a bound method of its WebSocket protocol object (which owns the TCP
             # transport): keep it so a sideband can drop the connection without a close frame.
             scope = dict(scope)
@@ -595,7 +601,12 @@ class FakeOpenAI:
             delay, failure = self._take_faults(recorded.path)
             if delay:
                 await self._sleep(delay)
-            if failure is not None:
+            if failure is not None and failure.reset:
+                transport = getattr(request.scope.get(_PROTOCOL_SCOPE_KEY), "transport", None)
+                if transport is not None:
+                    transport.abort()  # the client sees the connection reset, with no answer
+                response = Response(b"", status_code=500)  # never delivered
+            elif failure is not None:
                 response = self._fault_response(failure)
             elif auth and not self._key_ok(
                 _bearer(headers), allow_ephemeral=recorded.path == "/v1/realtime/calls"

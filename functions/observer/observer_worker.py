@@ -98,6 +98,7 @@ async def observe(
     wrap_up_lead: float = 20.0,
     hangup: Callable[[], Awaitable[None]] | None = None,
     hand_off: Callable[[], Awaitable[bool]] | None = None,
+    on_open: Callable[[], None] | None = None,
     connect: Connect = websockets.connect,
 ) -> ObserveResult:
     """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
@@ -114,6 +115,8 @@ async def observe(
 
     result = ObserveResult("closed")
     logger.info("sideband open", extra={"call_id": call_id, "source": request.source, "greet": greet})
+    if on_open is not None:
+        on_open()
     reader = asyncio.create_task(_read(websocket, call_id, result))
     greeting = asyncio.create_task(_greet(websocket, greeting_delay)) if greet else None
     start = time.monotonic()
@@ -285,6 +288,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             wrap_up_lead=settings.wrap_up_seconds,
             hangup=hangup,
             hand_off=hand_off,
+            on_open=lambda: store.mark_attached(call_id, owner),
         )
     )
     if result.outcome in ("closed", "max_duration", "not_found"):
@@ -320,10 +324,10 @@ async def _hand_off(
         logger.exception("successor launch failed", extra={"call_id": request.call_id})
         return False
     logger.info("successor started", extra={"call_id": request.call_id, "successor": successor.generation})
-    # Read on (the reader task runs meanwhile) until the successor holds the lease.
+    # Read on (the reader task runs meanwhile) until the successor's own sideband is open.
     wait_until = time.monotonic() + max(0.5, settings.observer_stop_margin_seconds / 2)
     while time.monotonic() < wait_until:
-        if store.lease_owner(request.call_id) != token:
+        if store.attached_owner(request.call_id) not in (None, token, owner):
             metrics.emit(metrics.OBSERVER_HANDOFFS)
             logger.info("successor took over", extra={"call_id": request.call_id})
             return True

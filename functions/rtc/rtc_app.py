@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from shared import deps
+from shared import deps, metrics
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest, ObserverLauncher
 from shared.log import logger
@@ -33,6 +33,7 @@ async def create_call(
     call = await client.create_call(offer, session.to_json())
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
+    metrics.emit(metrics.CALLS_STARTED, source="webrtc")
     launcher.launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
     return Response(call.sdp, media_type="application/sdp", headers={"Cache-Control": "no-store"})
 
