@@ -187,10 +187,20 @@ def test_the_call_limit_wraps_up_then_hangs_up_once(
     assert launcher.requests == []  # no successor for a call that ends in time
 
 
-def test_the_call_limit_holds_across_a_hand_off(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("limit", "wrap_up", "sender"),
+    [
+        ("4", "1", "successor"),  # wrap-up due at 3 s: the successor's (hand-off at 2 s)
+        ("4", "2.5", "first"),  # due at 1.5 s: before the hand-off, the first observer's
+        ("3", "0.8", "successor"),  # due at 2.2 s: while the two overlap, still sent exactly once
+    ],
+)
+def test_the_call_limit_holds_across_a_hand_off(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch, limit: str, wrap_up: str, sender: str
+) -> None:
     env.setenv("OBSERVER_STOP_MARGIN_SECONDS", "2")
-    env.setenv("MAX_CALL_SECONDS", "4")
-    env.setenv("WRAP_UP_SECONDS", "1")
+    env.setenv("MAX_CALL_SECONDS", limit)
+    env.setenv("WRAP_UP_SECONDS", wrap_up)
     deps.reset()
     fake.register_call(CALL_ID)
     fake.sideband_hold_seconds = -1
@@ -203,11 +213,12 @@ def test_the_call_limit_holds_across_a_hand_off(fake: FakeOpenAI, env: pytest.Mo
     assert observer_app.handler(worker_event(), FakeContext(remaining_seconds=4))["outcome"] == "handed_off"
     launcher.threads[0].join(timeout=10)
     assert outcomes == ["max_duration"]
-    assert 3.8 < time.monotonic() - started < 6.5
+    assert int(limit) - 0.2 < time.monotonic() - started < int(limit) + 2.5
     assert len(fake.requests_to("/hangup")) == 1
     first, second = fake.sidebands
     assert (len(greetings(first)), len(greetings(second))) == (1, 0)
-    assert (len(wrap_ups(first)), len(wrap_ups(second))) == (0, 1)
+    expected = (0, 1) if sender == "successor" else (1, 0)
+    assert (len(wrap_ups(first)), len(wrap_ups(second))) == expected
 
 
 def test_a_sideband_404_ends_the_lease(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
@@ -215,3 +226,20 @@ def test_a_sideband_404_ends_the_lease(fake: FakeOpenAI, env: pytest.MonkeyPatch
     fake.register_call(CALL_ID)  # even if the id came back, the call it named is over
     assert observer_app.handler(worker_event(), FakeContext())["outcome"] == "duplicate"
     assert fake.sidebands == []
+
+
+def test_a_failed_hangup_is_retried_once(
+    fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("MAX_CALL_SECONDS", "1")
+    env.setenv("WRAP_UP_SECONDS", "0")  # no wrap-up
+    deps.reset()
+    fake.register_call(CALL_ID)
+    fake.sideband_hold_seconds = -1
+    fake.fail_next("/hangup", 500)
+    result = observer_app.handler(worker_event(), FakeContext(remaining_seconds=60))
+    assert result["outcome"] == "max_duration"
+    assert len(fake.requests_to("/hangup")) == 2
+    (sideband,) = fake.sidebands
+    assert wrap_ups(sideband) == []
+    assert sideband.closed_at is not None

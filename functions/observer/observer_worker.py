@@ -96,13 +96,17 @@ async def observe(
     greet: bool = True,
     call_deadline: float | None = None,
     wrap_up_lead: float = 20.0,
+    wrap_up_after: float | None = None,
     hangup: Callable[[], Awaitable[None]] | None = None,
     hand_off: Callable[[], Awaitable[bool]] | None = None,
     on_open: Callable[[], None] | None = None,
     connect: Connect = websockets.connect,
 ) -> ObserveResult:
     """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
-    `time_budget` seconds pass (then `hand_off` to a successor, reading on until it has taken over)."""
+    `time_budget` seconds pass (then `hand_off` to a successor, reading on until it has taken over).
+
+    `wrap_up_after` (unix s): a successor sends the wrap-up only if it falls due after its
+    predecessor handed off; earlier ones were the predecessor's to send."""
     call_id = request.call_id
     try:
         websocket: ClientConnection = await connect(url, additional_headers=make_headers(api_key))
@@ -124,8 +128,9 @@ async def observe(
     if call_deadline is not None:
         hang_at = start + (call_deadline - time.time())
         timers.append((hang_at, "hangup"))
-        if wrap_up_lead > 0 and hang_at - wrap_up_lead > start:
-            timers.append((hang_at - wrap_up_lead, "wrap_up"))
+        wrap_due = call_deadline - wrap_up_lead
+        if wrap_up_lead > 0 and (wrap_up_after is None or wrap_due >= wrap_up_after):
+            timers.append((max(start, hang_at - wrap_up_lead), "wrap_up"))
     try:
         for at, kind in sorted(timers):
             await asyncio.wait({reader}, timeout=max(0.0, at - time.monotonic()))
@@ -266,10 +271,15 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     client = deps.openai_client()
 
     async def hangup() -> None:
-        try:
-            await client.hangup_call(call_id)
-        except UpstreamError as exc:  # 404: already over, which is the goal
-            logger.warning("hangup failed", extra={"call_id": call_id, "reason": exc.reason})
+        for attempt in (1, 2):  # one retry: an unended call would run on unobserved
+            try:
+                await client.hangup_call(call_id)
+                return
+            except UpstreamError as exc:
+                logger.warning("hangup failed", extra={"call_id": call_id, "reason": exc.reason})
+                if exc.upstream_status == 404 or attempt == 2:  # 404: already over, which is the goal
+                    return
+                await asyncio.sleep(0.5)
 
     async def hand_off() -> bool:
         return await _hand_off(request, owner, store, started_at, settings)
@@ -286,6 +296,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             greet=request.generation == 0 and lease.fresh,
             call_deadline=started_at + limit if limit > 0 else None,
             wrap_up_lead=settings.wrap_up_seconds,
+            wrap_up_after=request.requested_at if request.generation > 0 else None,
             hangup=hangup,
             hand_off=hand_off,
             on_open=lambda: store.mark_attached(call_id, owner),
