@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -399,3 +400,32 @@ def test_a_failed_accept_frees_its_slot(
     assert deliver(webhook("rtc_next0000001"))["statusCode"] == 200
     assert len(fake.requests_to("/accept")) == 1
     assert fake.requests_to("/reject") == []
+
+
+def test_make_dev_keeps_the_same_rules(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    """The local server (in-process store): duplicate webhooks and an extra /observer request."""
+    from local_api.server import LocalServer, create_gateway
+
+    fake.register_call(CALL_ID)
+    fake.delay_next("/accept", 0.3)
+    fake.sideband_hold_seconds = 1.0
+    event = webhook()
+    body = base64.b64decode(event["body"])
+    headers = {k: v for k, v in event["headers"].items() if k.startswith("webhook-")}
+    headers["content-type"] = "application/json"
+    with LocalServer(create_gateway()) as server, ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: httpx.post(f"{server.url}/sip", content=body, headers=headers).status_code, range(8)
+            )
+        )
+        assert fake.wait_for(lambda: len(fake.sidebands) == 1)
+        assert httpx.post(f"{server.url}/observer/{CALL_ID}").status_code == 202
+        time.sleep(0.5)  # the extra worker runs in the background and must find the lease taken
+        assert fake.wait_for(lambda: fake.sidebands[0].closed_at is not None, timeout=5)
+    assert set(statuses) <= {200, 409}
+    assert 200 in statuses
+    assert len(fake.requests_to("/accept")) == 1
+    assert len(fake.sidebands) == 1
+    assert len(fake.requests_to("/v1/realtime")) == 1  # the extra worker did not even try a handshake
+    assert greetings(fake) == 1
