@@ -79,7 +79,9 @@ class LocalApiGateway:
             return
         method, path = scope["method"], scope["path"]
         for route in self.routes:
-            params = route.match(method, path)
+            # A CORS preflight goes to the function behind the path (API Gateway's CorsConfiguration
+            # answers it in AWS; locally the function's origin policy does).
+            params = route.match(route.method if method == "OPTIONS" else method, path)
             if params is not None:
                 break
         else:

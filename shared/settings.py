@@ -75,9 +75,17 @@ class Settings(BaseSettings):
     observer_stop_margin_seconds: float = Field(default=10.0, ge=0, le=120)
     observer_max_seconds: float = Field(default=900.0, gt=0)  # local runs, where no Lambda deadline exists
 
+    # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
+    # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
+    allowed_origins: str = ""
+
     @property
     def instructions(self) -> str:
         return self.realtime_instructions.strip() or DEFAULT_INSTRUCTIONS
+
+    @property
+    def allowed_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
     @property
     def api_base(self) -> str:
