@@ -24,7 +24,9 @@ app.add_middleware(OriginPolicy, methods=("POST",))
 # The body is read raw (`read_body`), so FastAPI cannot infer it: declare it for the OpenAPI document.
 OFFER_BODY = {
     "required": True,
-    "content": {"application/sdp": {"schema": {"type": "string", "maxLength": MAX_OFFER_BYTES}}},
+    "content": {
+        "application/sdp": {"schema": {"type": "string", "pattern": "^v=0", "maxLength": MAX_OFFER_BYTES}}
+    },
 }
 
 

@@ -22,9 +22,10 @@ app = create_app()
 app.add_middleware(OriginPolicy, methods=("GET", "POST"))
 
 
-@app.api_route(
+@app.get("/token", operation_id="mint_token_get")
+@app.post(
     "/token",
-    methods=["GET", "POST"],
+    operation_id="mint_token_post",
     openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
 )
 async def mint_token(
