@@ -128,3 +128,32 @@ def test_only_the_sip_function_can_read_the_signing_secret() -> None:
 def test_the_check_catches_broad_grants(policy: Any) -> None:
     with pytest.raises(AssertionError):
         grants({"Policies": [policy]})
+
+
+def test_every_route_is_throttled_by_parameters_with_sane_defaults() -> None:
+    api = RESOURCES["HttpApi"]["Properties"]
+    throttle = api["DefaultRouteSettings"]
+    assert throttle == {
+        "ThrottlingRateLimit": "ThrottlingRateLimit",
+        "ThrottlingBurstLimit": "ThrottlingBurstLimit",
+    }
+    rate, burst = PARAMETERS["ThrottlingRateLimit"], PARAMETERS["ThrottlingBurstLimit"]
+    assert 1 <= int(rate["Default"]) <= 100
+    assert int(rate["Default"]) <= int(burst["Default"]) <= 200
+    assert int(rate["MinValue"]) >= 1
+    assert int(burst["MinValue"]) >= 1
+    # Every HttpApi event belongs to this one API (a second, unthrottled API would bypass the limits).
+    for name, props in functions().items():
+        for event in (props.get("Events") or {}).values():
+            assert event["Type"] == "HttpApi", name
+            assert event["Properties"]["ApiId"] == "HttpApi", name
+
+
+def test_allowed_origins_reach_cors_and_the_page_functions() -> None:
+    cors = RESOURCES["HttpApi"]["Properties"]["CorsConfiguration"]
+    condition, configured, otherwise = cors
+    assert condition == "HasAllowedOrigins"
+    assert otherwise == "AWS::NoValue"
+    assert configured["AllowMethods"] == ["GET", "POST"]
+    for name in ("RtcFunction", "TokenFunction"):
+        assert functions()[name]["Environment"]["Variables"]["ALLOWED_ORIGINS"] == "AllowedOrigins"
