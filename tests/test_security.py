@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 import observer_app
+import page_app
 import rtc_app
 import sip_app
 import token_app
@@ -129,11 +130,13 @@ def test_local_preflight_follows_the_list(server: LocalServer, fake: FakeOpenAI,
     assert fake.requests == []
 
 
-def test_token_and_observer_bodies_are_bounded(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+def test_token_observer_and_page_bodies_are_bounded(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
     token = with_body(load_event("token"), b"{" + b" " * 5000 + b"}")
     assert token_app.handler(token, FakeContext())["statusCode"] == 413
     observer = with_body(load_event("observer_http"), b"x" * 2000)
     assert observer_app.handler(observer, FakeContext())["statusCode"] == 413
+    page = with_body(load_event("page"), b"x" * 2000)
+    assert page_app.handler(page, FakeContext())["statusCode"] == 413
     assert fake.requests == []
     assert launcher.requests == []
 
