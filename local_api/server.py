@@ -79,7 +79,9 @@ class LocalApiGateway:
             return
         method, path = scope["method"], scope["path"]
         for route in self.routes:
-            params = route.match(method, path)
+            # A CORS preflight goes to the function behind the path (API Gateway's CorsConfiguration
+            # answers it in AWS; locally the function's origin policy does).
+            params = route.match(route.method if method == "OPTIONS" else method, path)
             if params is not None:
                 break
         else:
@@ -169,7 +171,11 @@ class LocalServer:
         import uvicorn
 
         self.gateway = gateway
-        config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", lifespan="on")
+        # API Gateway keeps idle client connections far longer than uvicorn's 5 s default; a short one
+        # races with clients reusing a pooled connection (ReadError) under load.
+        config = uvicorn.Config(
+            gateway, host=host, port=port, log_level="warning", lifespan="on", timeout_keep_alive=75
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="local-api", daemon=True)
 

@@ -99,9 +99,17 @@ class Settings(BaseSettings):
     max_call_seconds: int = Field(default=900, ge=0, le=7200)
     wrap_up_seconds: float = Field(default=20.0, ge=0, le=300)
 
+    # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
+    # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
+    allowed_origins: str = ""
+
     @property
     def instructions(self) -> str:
         return self.realtime_instructions.strip() or DEFAULT_INSTRUCTIONS
+
+    @property
+    def allowed_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
     @property
     def api_base(self) -> str:

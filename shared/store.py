@@ -79,6 +79,10 @@ class CallStore(Protocol):
 
     def end_lease(self, call_id: str, owner: str) -> None: ...
 
+    def release_lease(self, call_id: str, owner: str) -> None:
+        """Let go without ending the call: another observer may take over (it will not greet)."""
+        ...
+
     def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
         """Hold one of `limit` concurrent-call slots until `until` (or `release_slot`)."""
         ...
@@ -164,6 +168,12 @@ class MemoryCallStore:
             item = self._items.get(f"lease#{call_id}")
             if item is not None and item["owner"] == owner:
                 item.update(ended=True, until=self._clock())
+
+    def release_lease(self, call_id: str, owner: str) -> None:
+        with self._mutex:
+            item = self._items.get(f"lease#{call_id}")
+            if item is not None and item["owner"] == owner:
+                item["until"] = self._clock() - 1
 
     def take_slot(self, call_id: str, *, limit: int, until: float) -> bool:
         now = self._clock()
@@ -325,6 +335,18 @@ class DynamoCallStore:
                     ":true": {"BOOL": True},
                     ":now": _n(time.time()),
                 },
+            )
+
+    def release_lease(self, call_id: str, owner: str) -> None:
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{call_id}"}},
+                UpdateExpression="SET lease_until = :past",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":past": _n(time.time() - 1)},
             )
 
     # ----------------------------------------------------------------- concurrency slots

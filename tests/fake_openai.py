@@ -325,7 +325,8 @@ class FakeOpenAI:
     Recordings (safe to read from the test thread): ``requests``, ``sidebands``, ``known_calls``.
     Sideband knobs, read when a sideband is accepted:
 
-    - ``sideband_script``: server events sent after ``session.created`` (``event_id`` added if missing).
+    - ``sideband_script``: server events sent after ``session.created`` (``event_id`` added if missing);
+      a ``str`` or ``bytes`` entry is sent as a raw text or binary frame (for malformed-frame tests).
     - ``sideband_event_interval``: seconds before each script event (default 0.01).
     - ``sideband_hold_seconds``: how long to keep the socket open after the script (default 0.5);
       < 0 keeps it open until the client closes. A ``reject``/``hangup`` of the call ends the hold early.
@@ -366,7 +367,7 @@ class FakeOpenAI:
         )
 
     def _set_defaults(self) -> None:
-        self.sideband_script: list[dict[str, Any]] = default_sideband_script()
+        self.sideband_script: list[dict[str, Any] | str | bytes] = list(default_sideband_script())
         self.sideband_event_interval: float = 0.01
         self.sideband_hold_seconds: float = 0.5
         self.sideband_abrupt_close: bool = False
@@ -807,6 +808,14 @@ class FakeOpenAI:
                     break
                 if interval > 0:
                     await asyncio.sleep(interval)
+                if isinstance(event, str):  # a raw text frame, sent as is
+                    async with send_lock:
+                        await websocket.send_text(event)
+                    continue
+                if isinstance(event, bytes):  # a raw binary frame
+                    async with send_lock:
+                        await websocket.send_bytes(event)
+                    continue
                 await send_event(event)
             # Hold the socket open until the client closes, the call is hung up/rejected, or `hold` passes.
             ended_waiter = asyncio.create_task(call_ended.wait())

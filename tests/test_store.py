@@ -130,6 +130,16 @@ def test_a_lapsed_lease_is_taken_over_but_not_fresh(store: CallStore) -> None:
     assert not lease.fresh  # so the new observer does not greet again
 
 
+def test_a_released_lease_is_taken_at_once_but_not_fresh(store: CallStore) -> None:
+    assert store.acquire_lease("rtc_a", "owner-1", until=time.time() + 60) is not None
+    store.release_lease("rtc_a", "not-the-owner")  # ignored
+    assert store.acquire_lease("rtc_a", "owner-2", until=time.time() + 60) is None
+    store.release_lease("rtc_a", "owner-1")
+    lease = store.acquire_lease("rtc_a", "owner-2", until=time.time() + 60)
+    assert lease is not None
+    assert not lease.fresh  # a retried observer does not greet again
+
+
 def test_hand_over_lets_only_the_named_successor_claim(store: CallStore) -> None:
     until = time.time() + 60
     assert store.acquire_lease("rtc_a", "gen0", until=until) is not None

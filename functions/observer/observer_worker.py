@@ -304,6 +304,10 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     )
     if result.outcome in ("closed", "max_duration", "not_found"):
         _finish(request, owner, store, started_at, settings, result)
+    elif result.outcome in ("refused", "deadline"):
+        # The call may still be live: let a later observer (a retry, POST /observer) take over.
+        with contextlib.suppress(ServiceError):
+            store.release_lease(call_id, owner)
     return {"call_id": call_id, "outcome": result.outcome, "events": result.events}
 
 
@@ -333,6 +337,8 @@ async def _hand_off(
         deps.observer_launcher().launch(successor)
     except Exception:
         logger.exception("successor launch failed", extra={"call_id": request.call_id})
+        # Take the lease back from the token no successor will claim, so it can be released.
+        store.hand_over(request.call_id, token, owner, until=time.time() + settings.observer_handoff_seconds)
         return False
     logger.info("successor started", extra={"call_id": request.call_id, "successor": successor.generation})
     # Read on (the reader task runs meanwhile) until the successor's own sideband is open.

@@ -10,6 +10,7 @@ from shared import deps, metrics
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest, ObserverLauncher
 from shared.log import logger
+from shared.origins import OriginPolicy
 from shared.session import SessionConfig
 from shared.upstream import OpenAIClient
 from shared.web import create_app, make_handler, read_body
@@ -18,9 +19,18 @@ from shared.web import create_app, make_handler, read_body
 MAX_OFFER_BYTES = 64 * 1024
 
 app = create_app()
+app.add_middleware(OriginPolicy, methods=("POST",))
+
+# The body is read raw (`read_body`), so FastAPI cannot infer it: declare it for the OpenAPI document.
+OFFER_BODY = {
+    "required": True,
+    "content": {
+        "application/sdp": {"schema": {"type": "string", "pattern": "^v=0", "maxLength": MAX_OFFER_BYTES}}
+    },
+}
 
 
-@app.post("/rtc")
+@app.post("/rtc", openapi_extra={"requestBody": OFFER_BODY})
 async def create_call(
     request: Request,
     client: Annotated[OpenAIClient, Depends(deps.openai_client)],

@@ -56,7 +56,20 @@ class WebhookEvent(BaseModel):
     data: dict[str, Any] = {}
 
 
-@app.post("/sip")
+# The body is read raw (the signature covers its exact bytes): declare it and the signature headers.
+WEBHOOK_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WebhookEvent.model_json_schema()}},
+    },
+}
+
+
+@app.post("/sip", openapi_extra=WEBHOOK_OPENAPI)
 async def incoming_call(
     request: Request,
     client: Annotated[OpenAIClient, Depends(deps.openai_client)],

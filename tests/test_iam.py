@@ -1,0 +1,165 @@
+"""Least privilege, read from template.yaml: each function may do what its code uses, on named resources.
+
+SAM policy templates are expanded here from their published definitions (the few this project may
+use); `LambdaInvokePolicy` is refused because it grants `function:<name>*` (a prefix, not one function).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local_api.routes import load_template
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
+
+OBSERVER_ARN = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-observer"
+)
+API_KEY = ("secretsmanager:GetSecretValue", "ApiKeySecret|OpenAIApiKeySecretArn")
+SIGNING = ("secretsmanager:GetSecretValue", "SigningSecret|SigningSecretArn")
+INVOKE_OBSERVER = ("lambda:InvokeFunction", OBSERVER_ARN)
+# shared/store.py: conditional single-item writes and reads on the calls table, nothing else.
+CALLS_TABLE = {
+    (f"dynamodb:{action}", "CallsTable.Arn") for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+}
+
+# What each function's code does with AWS, and nothing more.
+EXPECTED: dict[str, set[tuple[str, str]]] = {
+    "PageFunction": set(),
+    "TokenFunction": {API_KEY},
+    "RtcFunction": {API_KEY, INVOKE_OBSERVER},
+    "SipFunction": {API_KEY, SIGNING, INVOKE_OBSERVER, *CALLS_TABLE},
+    "ObserverFunction": {API_KEY, INVOKE_OBSERVER, *CALLS_TABLE},
+}
+
+# SAM policy templates that grant exactly one action on exactly the resource given.
+SINGLE_RESOURCE_TEMPLATES = {
+    "AWSSecretsManagerGetSecretValuePolicy": ("secretsmanager:GetSecretValue", "SecretArn")
+}
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return {
+        name: resource.get("Properties") or {}
+        for name, resource in RESOURCES.items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def resource_name(value: Any) -> str:
+    """A pinned resource reference as a comparable string; fails on anything that could match more."""
+    if isinstance(value, list):  # !If [condition, a, b]: both branches must be pinned
+        condition, *branches = value
+        assert condition in TEMPLATE["Conditions"], value
+        return "|".join(resource_name(branch) for branch in branches)
+    assert isinstance(value, str), value
+    assert "*" not in value, f"wildcard resource: {value}"
+    if value.endswith(".Arn") and value.removesuffix(".Arn") in RESOURCES:  # !GetAtt X.Arn: one resource
+        assert RESOURCES[value.removesuffix(".Arn")]["Type"] == "AWS::DynamoDB::Table", value
+    elif value in RESOURCES:
+        assert RESOURCES[value]["Type"] == "AWS::SecretsManager::Secret", value
+    elif value in PARAMETERS:
+        pattern = PARAMETERS[value].get("AllowedPattern", "")
+        # A full Secrets Manager ARN (with its random suffix); an empty value means "create one".
+        assert pattern.startswith("^$|^arn:aws"), f"parameter {value} is not constrained to one ARN"
+        assert "*" not in pattern.replace("]+", "").replace("]*", ""), pattern
+    else:
+        assert value.startswith("arn:${AWS::Partition}:"), f"not a pinned ARN: {value}"
+    return value
+
+
+def grants(props: dict[str, Any]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for policy in props.get("Policies") or []:
+        assert isinstance(policy, dict), f"managed policy {policy!r}: grant only what is used"
+        ((kind, body),) = policy.items()
+        if kind == "Statement":
+            for statement in body:
+                assert statement["Effect"] == "Allow"
+                assert "NotAction" not in statement
+                assert "NotResource" not in statement
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                for action in actions:
+                    assert "*" not in action, f"wildcard action: {action}"
+                    found.update((action, resource_name(resource)) for resource in resources)
+        else:
+            assert kind in SINGLE_RESOURCE_TEMPLATES, f"policy template {kind} grants more than one resource"
+            action, key = SINGLE_RESOURCE_TEMPLATES[kind]
+            found.add((action, resource_name(body[key])))
+    return found
+
+
+def test_every_function_is_listed() -> None:
+    assert set(functions()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_function_is_granted_exactly_what_it_uses(name: str) -> None:
+    props = functions()[name]
+    assert "Role" not in props, "a custom role bypasses these checks"
+    assert grants(props) == EXPECTED[name]
+
+
+def test_only_the_sip_function_can_read_the_signing_secret() -> None:
+    readers = {name for name, props in functions().items() if SIGNING in grants(props)}
+    assert readers == {"SipFunction"}
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"LambdaInvokePolicy": {"FunctionName": "x"}},
+        {"DynamoDBCrudPolicy": {"TableName": "t"}},
+        "AWSLambda_FullAccess",
+        {"Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": OBSERVER_ARN}]},
+        {"Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}]},
+        {
+            "Statement": [
+                {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": OBSERVER_ARN + "*"}
+            ]
+        },
+    ],
+)
+def test_the_check_catches_broad_grants(policy: Any) -> None:
+    with pytest.raises(AssertionError):
+        grants({"Policies": [policy]})
+
+
+def test_every_route_is_throttled_by_parameters_with_sane_defaults() -> None:
+    api = RESOURCES["HttpApi"]["Properties"]
+    throttle = api["DefaultRouteSettings"]
+    assert throttle == {
+        "ThrottlingRateLimit": "ThrottlingRateLimit",
+        "ThrottlingBurstLimit": "ThrottlingBurstLimit",
+    }
+    rate, burst = PARAMETERS["ThrottlingRateLimit"], PARAMETERS["ThrottlingBurstLimit"]
+    assert 1 <= int(rate["Default"]) <= 100
+    assert int(rate["Default"]) <= int(burst["Default"]) <= 200
+    assert int(rate["MinValue"]) >= 1
+    assert int(burst["MinValue"]) >= 1
+    # Every HttpApi event belongs to this one API (a second, unthrottled API would bypass the limits).
+    for name, props in functions().items():
+        for event in (props.get("Events") or {}).values():
+            assert event["Type"] == "HttpApi", name
+            assert event["Properties"]["ApiId"] == "HttpApi", name
+
+
+def test_allowed_origins_reach_cors_and_the_page_functions() -> None:
+    cors = RESOURCES["HttpApi"]["Properties"]["CorsConfiguration"]
+    condition, configured, otherwise = cors
+    assert condition == "HasAllowedOrigins"
+    assert otherwise == "AWS::NoValue"
+    assert configured["AllowMethods"] == ["GET", "POST"]
+    for name in ("RtcFunction", "TokenFunction"):
+        assert functions()[name]["Environment"]["Variables"]["ALLOWED_ORIGINS"] == "AllowedOrigins"
