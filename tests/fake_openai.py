@@ -400,6 +400,8 @@ class FakeOpenAI:
         self.sideband_event_interval: float = 0.01
         self.sideband_hold_seconds: float = 0.5
         self.sideband_abrupt_close: bool = False
+        # WebRTC mode: whether CORS lets a page read Location (real OpenAI: unconfirmed).
+        self.cors_expose_location: bool = True
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -668,6 +670,8 @@ class FakeOpenAI:
             response.headers.setdefault("x-request-id", _new_id("req_", 32))
             if self.webrtc is not None and recorded.path == _CALLS_PATH:
                 response.headers.update(_CORS_HEADERS)  # errors too: the page shows their reason
+                if not self.cors_expose_location:
+                    del response.headers["access-control-expose-headers"]
             return response
 
         return endpoint

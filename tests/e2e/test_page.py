@@ -36,6 +36,12 @@ TRACK_STATES = "() => window.__tracks.map((t) => [t.kind, t.readyState])"
 PC_STATES = "() => window.__pcs.map((pc) => pc.connectionState)"
 
 
+def screenshot(page: Page, name: str) -> None:
+    """Saved as a test artifact (artifacts/ is gitignored) for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def start_call(page: Page, timings: dict[str, float] | None = None) -> float:
     """Click Start and wait for Connected; returns click -> connected seconds."""
     started = time.monotonic()
@@ -92,6 +98,11 @@ def check_media_and_conversation(page: Page, fake: FakeOpenAI) -> WebRTCCall:
     assert sent[0] == "session.created"
     expect(page.locator("#event-count")).to_have_text(str(len(call.server_events)))
     expect(page.locator("#log")).to_contain_text("session.created")
+    # The raw event log is collapsed until asked for, then shows each event's JSON.
+    expect(page.locator("#events")).to_be_hidden()
+    page.click("#events-panel summary")
+    expect(page.locator("#events")).to_contain_text('"type":"session.created"')
+    expect(page.locator("#events")).to_contain_text(call.server_events[-1]["event_id"])
     # Call id and a running timer.
     expect(page.locator("#call-id")).to_have_text(call.call_id)
     expect(page.locator("#timer")).not_to_have_text("00:00", timeout=3_000)
@@ -135,8 +146,7 @@ def test_call_through_the_server(page: Page, fake: FakeOpenAI) -> None:
     assert create.form["sdp"] == call.offer
     assert create.headers["authorization"] == f"Bearer {fake.api_key}"
     check_observer(fake, call.call_id)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "connected.png"), full_page=True)
+    screenshot(page, "connected.png")
     stop_call(page, fake, call)
     expect(page.locator("#error")).to_be_hidden()
 
@@ -160,6 +170,18 @@ def test_call_directly_with_an_ephemeral_key(page: Page, fake: FakeOpenAI) -> No
     stop_call(page, fake, call)
 
 
+def test_direct_mode_without_a_readable_location_still_connects(page: Page, fake: FakeOpenAI) -> None:
+    fake.cors_expose_location = False  # the browser then hides Location from the page
+    page.select_option("#via", "direct")
+    start_call(page)
+    call = only_call(fake)
+    expect(page.locator("#log")).to_contain_text("did not expose the call id")
+    expect(page.locator("#call-id")).to_have_text("—")
+    expect(page.locator("#transcript .turn.assistant .text")).to_have_text(ASSISTANT_TEXT)
+    assert fake.sidebands == []  # nothing to observe without the id
+    stop_call(page, fake, call)
+
+
 @pytest.mark.parametrize("mode", ["webcam", "screen"])
 def test_video_goes_on_the_same_connection(page: Page, fake: FakeOpenAI, mode: str) -> None:
     posted: list[str] = []
@@ -174,6 +196,7 @@ def test_video_goes_on_the_same_connection(page: Page, fake: FakeOpenAI, mode: s
     assert posted
     assert all(urlsplit(url).query == "video=true" for url in posted), posted
     expect(page.locator("#preview")).to_have_class("preview active")
+    screenshot(page, f"connected-{mode}.png")
     stop_call(page, fake, call)
     expect(page.locator("#preview")).to_have_class("preview")
 
@@ -200,6 +223,7 @@ def test_upstream_failure_shows_the_reason_and_ends_disconnected(
     assert all(state == "ended" for _, state in page.evaluate(TRACK_STATES))
     assert fake.webrtc_calls == {}
     print(f"{via} failure shown: {error.inner_text()!r}")
+    screenshot(page, f"failed-{via}.png")
     # The page is usable again: the next Start connects.
     start_call(page)
     stop_call(page, fake, only_call(fake))
@@ -235,6 +259,8 @@ def test_phone_sized_and_keyboard_only(context: BrowserContext, dev_server: str,
     expect(page.get_by_label("Connect", exact=True)).to_be_visible()
     expect(page.get_by_label("Share with the model")).to_be_visible()
     expect(page.get_by_role("button", name="Start a call")).to_be_visible()
+    expect(page.get_by_role("meter", name="Your microphone level")).to_be_visible()
+    expect(page.get_by_role("meter", name="Assistant audio level")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     # Keyboard only: Tab to the controls, Space to start and to stop.
     page.keyboard.press("Tab")
@@ -246,8 +272,9 @@ def test_phone_sized_and_keyboard_only(context: BrowserContext, dev_server: str,
     page.keyboard.press("Space")
     expect(page.locator("#status")).to_have_text("Connected", timeout=CONNECT_TIMEOUT_MS)
     expect(page.locator("#transcript .turn.assistant .text")).to_have_text(ASSISTANT_TEXT)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "connected-phone.png"), full_page=True)
+    expect(page.locator("#transcript .turn.you .text")).to_have_text(CALLER_TEXT)
+    expect(page.locator("#transcript .turn.pending")).to_have_count(0)
+    screenshot(page, "connected-phone.png")
     expect(page.get_by_role("button", name="Stop the call")).to_be_focused()
     page.keyboard.press("Space")
     expect(page.locator("#status")).to_have_text("Disconnected")
