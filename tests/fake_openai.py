@@ -498,6 +498,7 @@ class FakeOpenAI:
         if self.webrtc is not None:
             self.webrtc.close_all_threadsafe()
             self.webrtc.calls.clear()
+            self.webrtc.wrong_fingerprint = False
         with self._lock:
             self.requests.clear()
             self.sidebands.clear()

@@ -9,6 +9,10 @@ which answers it with a real SDP answer from an ``aiortc`` peer connection. That
   then a short scripted exchange (assistant transcript deltas and done, the caller's transcription),
   ``session.updated`` for ``session.update`` and a fresh response for ``response.create``.
 
+Knobs on ``FakeOpenAI.webrtc`` (reset by ``FakeOpenAI.reset()``): ``event_interval`` (seconds
+between data-channel events) and ``wrong_fingerprint`` (answer with another DTLS fingerprint, so the
+browser's connection fails after ICE, as with a broken media path).
+
 Everything stays on loopback: no ICE servers (aiortc's default is a public STUN server) and aioice
 offers only 127.0.0.1 as a host candidate. The peers live on the fake's own event loop (uvicorn's).
 """
@@ -22,6 +26,7 @@ import fractions
 import json
 import logging
 import math
+import re
 import secrets
 import time
 from array import array
@@ -127,6 +132,9 @@ class WebRTCPeers:
         loopback_only()
         self._script = script
         self.event_interval = event_interval
+        # Answer with a DTLS fingerprint that is not the peer's: ICE connects, DTLS then fails
+        # (what a browser sees when no secure media path can be set up).
+        self.wrong_fingerprint = False
         self.calls: dict[str, WebRTCCall] = {}
         self._peers: dict[str, RTCPeerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -173,6 +181,12 @@ class WebRTCPeers:
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)  # gathers host candidates (127.0.0.1 only): fast
         call.answer = pc.localDescription.sdp
+        if self.wrong_fingerprint:  # every algorithm aiortc lists (sha-256/384/512): same length, other bytes
+            call.answer = re.sub(
+                r"(a=fingerprint:\S+ )(\S+)",
+                lambda m: m[1] + ":".join(secrets.token_hex(1).upper() for _ in m[2].split(":")),
+                call.answer,
+            )
         self._spawn(self._count_tone(call, tone))
         return call.answer
 

@@ -43,6 +43,10 @@ OBSERVE_MEDIA = """
 (() => {
   window.__tracks = [];
   window.__pcs = [];
+  window.__csp = [];
+  document.addEventListener("securitypolicyviolation", (e) => {
+    window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+  });
   const md = navigator.mediaDevices;
   for (const name of ["getUserMedia", "getDisplayMedia"]) {
     const original = md && md[name] && md[name].bind(md);
@@ -171,4 +175,6 @@ def page(context: BrowserContext, dev_server: str, fake: FakeOpenAI) -> Iterator
     page.set_default_timeout(10_000)
     page.goto(dev_server + "/")
     yield page
+    # The page's Content-Security-Policy never had to block anything the page did.
+    assert page.evaluate("window.__csp") == []
     page.close()

@@ -230,6 +230,19 @@ def test_upstream_failure_shows_the_reason_and_ends_disconnected(
     expect(error).to_be_hidden()
 
 
+def test_media_path_failure_shows_a_message_and_ends_disconnected(page: Page, fake: FakeOpenAI) -> None:
+    assert fake.webrtc is not None
+    fake.webrtc.wrong_fingerprint = True  # ICE works, DTLS then fails: no secure media path
+    started = time.monotonic()
+    page.click("#start")
+    expect(page.locator("#error-title")).to_have_text("The connection failed.")
+    print(f"media path failure shown after {time.monotonic() - started:.1f} s")
+    expect(page.locator("#status")).to_have_text("Disconnected")
+    expect(page.locator("#start")).to_have_text("Start")
+    assert all(state == "ended" for _, state in page.evaluate(TRACK_STATES))
+    assert page.evaluate(PC_STATES)[-1] == "closed"
+
+
 def test_microphone_denied_gives_a_clear_message(
     strict_browser: Browser, dev_server: str, fake: FakeOpenAI
 ) -> None:
@@ -281,14 +294,20 @@ def test_phone_sized_and_keyboard_only(context: BrowserContext, dev_server: str,
     page.close()
 
 
-def test_the_page_needs_no_other_host(page: Page, dev_server: str) -> None:
+def test_the_page_needs_no_other_host(page: Page, dev_server: str, fake: FakeOpenAI) -> None:
     hosts: set[str] = set()
 
     def record(request: Request) -> None:
         hosts.add(urlsplit(request.url).hostname or "")
 
     page.on("request", record)
-    page.reload()
+    response = page.reload()
+    assert response is not None
+    # A CSP lets only the page's own inline code run and fetch only this origin and the OpenAI API.
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert f"connect-src 'self' {fake.base_url.removesuffix('/v1')};" in csp
+    assert "unsafe-inline" not in csp
     expect(page.locator("#status")).to_have_text("Disconnected")
     # No absolute URL to any host anywhere in the page (scripts, styles, links, fetches).
     assert re.findall(r"(?:https?|wss?):/{2}[A-Za-z0-9]", page.content()) == []
