@@ -230,6 +230,22 @@ def test_upstream_failure_shows_the_reason_and_ends_disconnected(
     expect(error).to_be_hidden()
 
 
+def test_stop_while_the_offer_is_in_flight(page: Page, fake: FakeOpenAI) -> None:
+    fake.delay_next("/realtime/calls", 1.5)
+    page.click("#start")
+    expect(page.locator("#start")).to_have_text("Stop")  # Stop is offered while connecting
+    assert fake.wait_for(lambda: len(fake.requests_to("/realtime/calls")) == 1)
+    page.click("#start")
+    expect(page.locator("#status")).to_have_text("Disconnected")
+    assert all(state == "ended" for _, state in page.evaluate(TRACK_STATES))
+    # The late answer changes nothing: no error, no call id, still disconnected.
+    page.wait_for_timeout(2_000)
+    expect(page.locator("#status")).to_have_text("Disconnected")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#call-id")).to_have_text("—")
+    assert page.evaluate(PC_STATES) == ["closed"]
+
+
 def test_media_path_failure_shows_a_message_and_ends_disconnected(page: Page, fake: FakeOpenAI) -> None:
     assert fake.webrtc is not None
     fake.webrtc.wrong_fingerprint = True  # ICE works, DTLS then fails: no secure media path
