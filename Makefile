@@ -9,10 +9,10 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 on PATH (the Lambda runtime); find-python prefers it.
 BUILD_PATH := $(dir $(PYTHON)):$(PATH)
 
-.PHONY: help install dev fake test lint unit template build events clean
+.PHONY: help install dev fake test lint unit e2e e2e-isolated template build events clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ install: $(BIN)/.installed ## create .venv with everything for dev and tests
 dev: $(BIN)/.installed ## serve every route and the page on http://127.0.0.1:$${PORT:-3000}
 	$(BIN)/python -m local_api
 
-fake: $(BIN)/.installed ## run the fake OpenAI on 127.0.0.1:9100 (then: OPENAI_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_API_KEY=sk-test-fake make dev)
-	$(BIN)/python -m tests.fake_openai --port 9100
+fake: $(BIN)/.installed ## run the fake OpenAI (real WebRTC peer) on 127.0.0.1:9100 (then: OPENAI_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_API_KEY=sk-test-fake make dev)
+	$(BIN)/python -m tests.fake_openai --port 9100 --webrtc
 
 test: lint unit template ## lint, type-check, all tests, template checks
 
@@ -43,6 +43,12 @@ lint: $(BIN)/.installed ## ruff + mypy
 
 unit: $(BIN)/.installed ## pytest
 	$(BIN)/pytest
+
+e2e: $(BIN)/.installed ## only the browser tests (Chromium + aiortc fake; screenshots in artifacts/)
+	$(BIN)/pytest tests/e2e -s
+
+e2e-isolated: $(BIN)/.installed ## the browser tests in a network namespace with only loopback (root)
+	unshare -n sh -c 'ip link set lo up && $(BIN)/pytest tests/e2e -s'
 
 template: $(SAM_VENV)/.installed ## cfn-lint and sam validate --lint
 	$(SAM_VENV)/bin/cfn-lint template.yaml

@@ -11,6 +11,11 @@ thread) and records everything it receives. Endpoints, all under ``/v1``:
 - WebSocket ``/v1/realtime?call_id=...`` (the sideband): ``session.created``, then ``sideband_script``.
 - ``GET /v1/_health`` -> 200 ``ok`` (no auth).
 
+With ``FakeOpenAI(webrtc=True)`` (``--webrtc``) the SDP answer of ``/v1/realtime/calls`` is a real
+one from an aiortc peer (see ``tests/fake_webrtc.py``; recordings in ``FakeOpenAI.webrtc_calls``)
+and that endpoint answers CORS (preflight, ``Access-Control-Expose-Headers: Location``) so a page
+on another origin can post its offer directly, as browsers do with an ephemeral key.
+
 Every HTTP request (including WebSocket handshakes, recorded as ``GET /v1/realtime``) lands in
 ``FakeOpenAI.requests``; each accepted sideband lands in ``FakeOpenAI.sidebands``.
 
@@ -43,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -52,6 +57,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from tests.fake_webrtc import WebRTCCall, WebRTCPeers
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -68,6 +76,17 @@ DEFAULT_API_KEY = "sk-test-fake"
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _PROTOCOL_SCOPE_KEY = "fake_openai.protocol"
 _CALL_ACTIONS = ("accept", "reject", "refer", "hangup")
+_CALLS_PATH = "/v1/realtime/calls"
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location",
+}
+_CORS_PREFLIGHT_HEADERS = {
+    **_CORS_HEADERS,
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
 
 
 # --------------------------------------------------------------------------- records
@@ -334,8 +353,20 @@ class FakeOpenAI:
       (the client sees ``ConnectionClosedError``, code 1006) instead of a 1000 close.
     """
 
-    def __init__(self, api_key: str = DEFAULT_API_KEY, *, port: int = 0, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        *,
+        port: int = 0,
+        log_level: str = "warning",
+        webrtc: bool = False,
+    ) -> None:
         self.api_key = api_key
+        self.webrtc: WebRTCPeers | None = None
+        if webrtc:  # imported only here: aiortc is heavy and only the browser tests need it
+            from tests.fake_webrtc import WebRTCPeers
+
+            self.webrtc = WebRTCPeers(default_sideband_script)
         self.requests: list[RecordedRequest] = []
         self.sidebands: list[SidebandSession] = []
         self.known_calls: set[str] = set()
@@ -371,6 +402,8 @@ class FakeOpenAI:
         self.sideband_event_interval: float = 0.01
         self.sideband_hold_seconds: float = 0.5
         self.sideband_abrupt_close: bool = False
+        # WebRTC mode: whether CORS lets a page read Location (real OpenAI: unconfirmed).
+        self.cors_expose_location: bool = True
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -409,6 +442,8 @@ class FakeOpenAI:
         if server is None or thread is None:
             return
         self._stopping.set()  # cuts injected delays short
+        if self.webrtc is not None:
+            self.webrtc.close_all_threadsafe()
         server.should_exit = True
         thread.join(timeout=5.0)
         if thread.is_alive():
@@ -455,8 +490,17 @@ class FakeOpenAI:
         with self._lock:
             return [r for r in self.requests if r.path.endswith(path_suffix)]
 
+    @property
+    def webrtc_calls(self) -> dict[str, WebRTCCall]:
+        """What the WebRTC peer saw, by call id (empty unless ``webrtc=True``)."""
+        return {} if self.webrtc is None else self.webrtc.calls
+
     def reset(self) -> None:
         """Clear recordings, faults, calls and minted keys; restore the default sideband behaviour."""
+        if self.webrtc is not None:
+            self.webrtc.close_all_threadsafe()
+            self.webrtc.calls.clear()
+            self.webrtc.wrong_fingerprint = False
         with self._lock:
             self.requests.clear()
             self.sidebands.clear()
@@ -520,6 +564,27 @@ class FakeOpenAI:
             # transport): keep it so a sideband can drop the connection without a close frame.
             scope = dict(scope)
             scope[_PROTOCOL_SCOPE_KEY] = getattr(send, "__self__", None)
+        if self.webrtc is not None and scope["type"] == "http" and scope["method"] == "OPTIONS":
+            # CORS preflight of a browser posting its offer from another origin (no auth on preflights).
+            request = Request(scope, receive)
+            self._record(
+                RecordedRequest(
+                    "OPTIONS",
+                    scope["path"],
+                    dict(request.query_params),
+                    dict(request.headers),
+                    b"",
+                    None,
+                    None,
+                    time.monotonic(),
+                )
+            )
+            ok = scope["path"] == _CALLS_PATH
+            response = Response(
+                status_code=204 if ok else 404, headers=_CORS_PREFLIGHT_HEADERS if ok else None
+            )
+            await response(scope, receive, send)
+            return
         await self._app(scope, receive, send)
 
     async def _sleep(self, seconds: float) -> None:
@@ -616,6 +681,10 @@ class FakeOpenAI:
             else:
                 response = await handler(request, recorded)
             response.headers.setdefault("x-request-id", _new_id("req_", 32))
+            if self.webrtc is not None and recorded.path == _CALLS_PATH:
+                response.headers.update(_CORS_HEADERS)  # errors too: the page shows their reason
+                if not self.cors_expose_location:
+                    del response.headers["access-control-expose-headers"]
             return response
 
         return endpoint
@@ -664,9 +733,15 @@ class FakeOpenAI:
                 400, "Invalid SDP offer: it must start with 'v=0'.", param="sdp", code="invalid_offer"
             )
         call_id = _new_id("rtc_")
+        answer = _sdp_answer(sdp)
+        if self.webrtc is not None:
+            try:
+                answer = await self.webrtc.answer(call_id, sdp)
+            except Exception as exc:  # aiortc refuses offers it cannot answer (no ICE/DTLS lines, ...)
+                return _error(400, f"Invalid SDP offer: {exc}", param="sdp", code="invalid_offer")
         self.register_call(call_id, session)
         return Response(
-            _sdp_answer(sdp),
+            answer,
             status_code=201,
             media_type="application/sdp",
             headers={"Location": f"/v1/realtime/calls/{call_id}"},
@@ -923,11 +998,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="CALL_ID",
         help="pre-register a call id (e.g. for /sip)",
     )
+    parser.add_argument(
+        "--webrtc", action="store_true", help="answer offers with a real aiortc peer (tone + oai-events)"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    fake = FakeOpenAI(args.api_key, port=args.port, log_level=args.log_level)
+    fake = FakeOpenAI(args.api_key, port=args.port, log_level=args.log_level, webrtc=args.webrtc)
     fake.sideband_hold_seconds = args.hold
     fake.sideband_event_interval = args.interval
     fake.sideband_abrupt_close = args.abrupt_close

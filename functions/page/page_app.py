@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from shared.settings import get_settings
 from shared.web import create_app, make_handler, read_body
 
 PAGE = (Path(__file__).parent / "index.html").read_text(encoding="utf-8")
 
 MAX_BODY_BYTES = 1024  # a GET carries no body; refuse anything more than a token amount
 
+
+def _inline_hashes(tag: str) -> str:
+    """CSP hash sources for the page's own inline <script>/<style> blocks (and nothing else)."""
+    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", PAGE, flags=re.DOTALL)
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()}'" for block in blocks
+    )
+
+
+_SCRIPTS, _STYLES = _inline_hashes("script"), _inline_hashes("style")
+
 app = create_app()
+
+
+def content_security_policy(api_base: str) -> str:
+    """Only this page's code runs; it may fetch this origin and, in direct mode, the OpenAI API."""
+    parts = urlsplit(api_base)
+    api_origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        f"default-src 'none'; script-src {_SCRIPTS}; style-src {_STYLES}; "
+        f"connect-src 'self' {api_origin}; media-src 'self' blob: mediastream:; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 @app.get("/")
 async def page(request: Request) -> HTMLResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
-    return HTMLResponse(PAGE, headers={"Cache-Control": "no-cache"})
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": content_security_policy(get_settings().api_base),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return HTMLResponse(PAGE, headers=headers)
 
 
 handler = make_handler(app)

@@ -45,7 +45,9 @@ async def create_call(
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
     launcher.launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
-    return Response(call.sdp, media_type="application/sdp", headers={"Cache-Control": "no-store"})
+    # X-Call-Id: the page shows it (same origin, so no CORS exposure is needed).
+    headers = {"Cache-Control": "no-store", "X-Call-Id": call.call_id}
+    return Response(call.sdp, media_type="application/sdp", headers=headers)
 
 
 def _sdp_text(body: bytes) -> str:
