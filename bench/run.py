@@ -111,7 +111,8 @@ def _built_layers(template: Path, logical_id: str) -> list[str]:
         or data.get("Globals", {}).get("Function", {}).get("Layers")
         or []
     )
-    return [str(layer) for layer in layers if layer]
+    # `!Ref X` (source template) or `{"Ref": X}` (what sam build writes)
+    return [str(layer["Ref"] if isinstance(layer, dict) else layer) for layer in layers if layer]
 
 
 def sizes() -> list[Row]:

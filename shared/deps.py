@@ -6,7 +6,9 @@ FastAPI routes take these through `Depends(...)`, so a test can swap any of them
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -17,6 +19,9 @@ from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.upstream import OpenAIClient
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 _local_launcher: ObserverLauncher | None = None
 
@@ -68,3 +73,21 @@ def reset() -> None:
     """Forget every singleton (tests change the environment between cases)."""
     for cached in (get_settings, secret_store, openai_client, session_config, _lambda_launcher):
         cached.cache_clear()
+
+
+def _inline(provider: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    async def dependency() -> Any:
+        return provider()
+
+    return dependency
+
+
+def serve_inline(app: FastAPI) -> None:
+    """Resolve these providers on the event loop instead of in a worker thread.
+
+    FastAPI runs every plain `def` dependency through a thread pool: a thread hop per dependency per
+    request (~0.1 ms each, measured by `make bench`), for what is a cached lookup here. Routes keep
+    `Depends(deps.x)` (so a test can still override `deps.x`); the app maps each to an async twin.
+    """
+    for provider in (settings, secret_store, openai_client, session_config, observer_launcher):
+        app.dependency_overrides.setdefault(provider, _inline(provider))

@@ -24,4 +24,5 @@ async def observe_call(
     return JSONResponse({"call_id": call_id, "status": "starting"}, status_code=202)
 
 
+deps.serve_inline(app)
 handler = make_handler(app)

@@ -47,4 +47,5 @@ def _sdp_text(body: bytes) -> str:
     return offer
 
 
+deps.serve_inline(app)
 handler = make_handler(app)

@@ -106,4 +106,5 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
+deps.serve_inline(app)
 handler = make_handler(app)

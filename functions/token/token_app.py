@@ -35,4 +35,5 @@ async def mint_token(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+deps.serve_inline(app)
 handler = make_handler(app)
