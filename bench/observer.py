@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
+from typing import IO
 
 from bench.artifact import Build
 from bench.procs import FakeProcess
@@ -47,6 +49,14 @@ class ObserverResult:
     cpu_ms: float
     cpu_ms_per_1000: float
     wall_s: float
+    log_bytes: int
+    log_lines: int
+
+
+def _count(stream: IO[bytes], logged: list[int]) -> None:
+    for line in stream:
+        logged[0] += len(line)
+        logged[1] += 1
 
 
 def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], count: int) -> ObserverResult:
@@ -56,14 +66,20 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
         read, write = os.pipe()
         args = [python, "-I", "-B", "-c", CHILD, str(build.functions / "observer"), str(build.layer)]
         args += [str(build.runtime), str(write), call_id]
-        # Log lines go to a pipe we drain (as Lambda's runtime reads stdout), not to a file.
+        # Log lines go to a pipe we drain and count (as Lambda's runtime reads stdout into CloudWatch).
         proc = subprocess.Popen(
-            args, env=env, pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args, env=env, pass_fds=(write,), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         os.close(write)
+        logged = [0, 0]  # bytes, lines
+        assert proc.stdout is not None
+        drain = threading.Thread(target=_count, args=(proc.stdout, logged), daemon=True)
+        drain.start()
         with os.fdopen(read, "rb") as pipe:
             line = pipe.readline()
-        _, stderr = proc.communicate(timeout=300)
+        drain.join(timeout=300)
+        stderr = proc.stderr.read() if proc.stderr else b""
+        proc.wait(timeout=60)
     finally:
         fake.command("script 0 0 0")
     if not line:
@@ -80,4 +96,6 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
         cpu_ms=cpu_ms,
         cpu_ms_per_1000=cpu_ms / events * 1000,
         wall_s=report["wall"],
+        log_bytes=logged[0],
+        log_lines=logged[1],
     )

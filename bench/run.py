@@ -265,6 +265,16 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
                 o.cpu_ms_per_1000 <= 20,
             )
         )
+        rows.append(
+            Row(
+                "5 observer log volume",
+                f"worker, {o.events} events",
+                round(o.log_bytes / o.events * 1000 / 1024, 1),
+                f"KB / 1000 events ({o.log_lines} lines)",
+                "-",
+                None,
+            )
+        )
     print("4/6 package size (sam build output)", file=sys.stderr)
     rows += sizes()
     return rows
