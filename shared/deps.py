@@ -6,9 +6,7 @@ FastAPI routes take these through `Depends(...)`, so a test can swap any of them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -19,9 +17,6 @@ from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.upstream import OpenAIClient
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 _local_launcher: ObserverLauncher | None = None
 
@@ -75,19 +70,24 @@ def reset() -> None:
         cached.cache_clear()
 
 
-def _inline(provider: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
-    async def dependency() -> Any:
-        return provider()
+# FastAPI runs a plain `def` dependency in a worker thread: a thread hop per dependency per request
+# (measured by `make bench`), for what is a cached lookup. Routes take these async twins instead,
+# which run on the event loop; code outside FastAPI calls the plain functions above.
+async def use_settings() -> Settings:
+    return settings()
 
-    return dependency
+
+async def use_secret_store() -> SecretStore:
+    return secret_store()
 
 
-def serve_inline(app: FastAPI) -> None:
-    """Resolve these providers on the event loop instead of in a worker thread.
+async def use_openai_client() -> OpenAIClient:
+    return openai_client()
 
-    FastAPI runs every plain `def` dependency through a thread pool: a thread hop per dependency per
-    request (~0.1 ms each, measured by `make bench`), for what is a cached lookup here. Routes keep
-    `Depends(deps.x)` (so a test can still override `deps.x`); the app maps each to an async twin.
-    """
-    for provider in (settings, secret_store, openai_client, session_config, observer_launcher):
-        app.dependency_overrides.setdefault(provider, _inline(provider))
+
+async def use_session_config() -> SessionConfig:
+    return session_config()
+
+
+async def use_observer_launcher() -> ObserverLauncher:
+    return observer_launcher()

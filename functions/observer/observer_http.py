@@ -18,11 +18,10 @@ app = create_app()
 @app.post("/observer/{call_id}", status_code=202)
 async def observe_call(
     call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
 ) -> JSONResponse:
     launcher.launch(ObserveRequest(call_id=call_id, source="api"))
     return JSONResponse({"call_id": call_id, "status": "starting"}, status_code=202)
 
 
-deps.serve_inline(app)
 handler = make_handler(app)

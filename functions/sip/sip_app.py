@@ -48,10 +48,10 @@ class WebhookEvent(BaseModel):
 @app.post("/sip")
 async def incoming_call(
     request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.session_config)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
-    secrets: Annotated[SecretStore, Depends(deps.secret_store)],
+    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
+    secrets: Annotated[SecretStore, Depends(deps.use_secret_store)],
 ) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     _verify(body, dict(request.headers), secrets.signing_secret())
@@ -106,5 +106,4 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
-deps.serve_inline(app)
 handler = make_handler(app)

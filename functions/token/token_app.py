@@ -19,9 +19,9 @@ app = create_app()
 
 @app.api_route("/token", methods=["GET", "POST"])
 async def mint_token(
-    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.session_config)],
-    settings: Annotated[Settings, Depends(deps.settings)],
+    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
+    settings: Annotated[Settings, Depends(deps.use_settings)],
 ) -> JSONResponse:
     # The session comes from server settings only: nothing in the request can change it.
     secret = await client.create_client_secret(session.to_json(), settings.token_ttl_seconds)
@@ -35,5 +35,4 @@ async def mint_token(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-deps.serve_inline(app)
 handler = make_handler(app)
