@@ -6,6 +6,7 @@ serving, then answers one command per stdin line with one JSON line on stdout:
 - `stats`: `{"requests": [[method, path, received_at], ...], "sidebands": n}` (monotonic clock,
   which on Linux is shared by every process, so the benchmark can compare it with its own);
 - `reset`: clear the recordings (calls stay known);
+- `delay <path suffix> <seconds> <times>`: the next matching requests answer late;
 - `script <n> <interval> <hold>`: the sideband plays `realistic_script(n)` (or nothing for n=0).
 """
 
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
             with fake._lock:
                 fake.requests.clear()
                 fake.sidebands.clear()
+            print("{}", flush=True)
+        elif command == "delay":  # the next <times> requests to <path suffix> wait <seconds>
+            fake.delay_next(rest[0], float(rest[1]), times=int(rest[2]))
             print("{}", flush=True)
         elif command == "script":
             count, interval, hold = int(rest[0]), float(rest[1]), float(rest[2])

@@ -55,7 +55,9 @@ def observer_launcher() -> ObserverLauncher:
 
 @lru_cache(maxsize=1)
 def _lambda_launcher() -> LambdaObserverLauncher:
-    return LambdaObserverLauncher(get_settings().observer_function_name)
+    launcher = LambdaObserverLauncher(get_settings().observer_function_name)
+    launcher.prepare()  # the boto3 client builds while the request talks to OpenAI
+    return launcher
 
 
 def install_local_launcher(launcher: ObserverLauncher | None) -> None:
