@@ -47,6 +47,11 @@ def _pip_target(python: str, target: Path, *requirements: str, compile_: bool = 
         subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(target)], check=True)
 
 
+def _copy_shared(site: Path) -> None:
+    shutil.rmtree(site / "shared", ignore_errors=True)
+    shutil.copytree(ROOT / "shared", site / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def _copy_functions(target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     for name in FUNCTIONS:
@@ -69,15 +74,18 @@ def build_all(python: str, *, reuse: bool = False) -> tuple[Build, Build]:
         make = ["make", "--no-print-directory", "-s", "-C", str(ROOT / "layer"), "build-SharedLayer"]
         make += [f"ARTIFACTS_DIR={twin / 'layer'}", f"PLATFORMS={X86}", f"PYTHON={python}"]
         subprocess.run(make, check=True)
+    else:  # reused: refresh our own package the way layer/Makefile installs it
+        _copy_shared(twin / "layer" / "python")
+        shared = str(twin / "layer" / "python" / "shared")
+        compile_ = [python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", shared]
+        subprocess.run(compile_, check=True)
     optimised = Build(_copy_functions(twin / "functions"), twin / "layer" / "python", runtime)
 
     naive = WORK / "naive"
     if not (reuse and (naive / "python" / "shared").is_dir()):
         shutil.rmtree(naive, ignore_errors=True)
         _pip_target(python, naive / "python", "--no-compile", "-r", str(ROOT / "requirements.txt"))
-        shutil.copytree(
-            ROOT / "shared", naive / "python" / "shared", ignore=shutil.ignore_patterns("__pycache__")
-        )
+    _copy_shared(naive / "python")
     return optimised, Build(_copy_functions(naive / "functions"), naive / "python", runtime)
 
 

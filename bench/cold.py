@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.artifact import Build
+from bench.procs import FakeProcess
 from bench.scenarios import load_event, signed
 
 # (label, function dir, module, event, status the response must have)
@@ -136,4 +137,26 @@ def measure(
             results.append(
                 ColdResult(case[0], o, n, o / n, bool(report.get("boto3")), int(report.get("modules", 0)))
             )
+    return results
+
+
+def measure_with_latency(
+    python: str, optimised: Build, env: dict[str, str], fake: FakeProcess, latency: float, repeats: int
+) -> list[tuple[str, float]]:
+    """Cold /rtc and /sip when OpenAI takes `latency` seconds to answer, as it does in production.
+
+    Report-only: it shows the work a cold start overlaps with that wait (the observer launcher builds
+    its boto3 client in the background), which a zero-latency fake cannot show.
+    """
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, path in ((CASES[0], "/realtime/calls"), (CASES[2], "/accept")):
+            runs = []
+            for _ in range(repeats):
+                event = signed(load_event(case[3])) if case[3] == "sip" else load_event(case[3])
+                event_file = Path(tmp) / f"{case[3]}.json"
+                event_file.write_text(json.dumps(event))
+                fake.command(f"delay {path} {latency} 1")
+                runs.append(run_once(python, optimised, case, env, "", event_file)[0])
+            results.append((case[0], statistics.median(runs)))
     return results

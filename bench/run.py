@@ -189,6 +189,19 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
                     {"naive_ms": round(c.naive_ms)},
                 )
             )
+        latency = 0.3
+        for label, ms in cold.measure_with_latency(python, optimised, env, fake, latency, plan.cold_repeats):
+            rows.append(
+                Row(
+                    "1 cold start, slow upstream",
+                    label,
+                    round(ms),
+                    f"ms (OpenAI answers in {latency * 1000:.0f} ms)",
+                    "-",
+                    None,
+                    {"upstream_latency_ms": latency * 1000},
+                )
+            )
         print(f"2/6 warm overhead ({plan.warm_repeats} interleaved pairs)", file=sys.stderr)
         for w in warm.overhead(fake, plan.warm_repeats):
             rows.append(
