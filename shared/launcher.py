@@ -73,7 +73,9 @@ class LambdaObserverLauncher:
 def _lambda_client() -> Any:
     import boto3  # only the functions that launch observers pay for boto3
 
-    return boto3.client("lambda")
+    # Its own Session, not boto3's shared default one: this may run in prepare()'s thread while the
+    # request builds another client (boto3 sessions are not thread-safe; clients are).
+    return boto3.session.Session().client("lambda")
 
 
 def _build_client(pending: Future[Any]) -> None:
