@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 on PATH (the Lambda runtime); find-python prefers it.
 BUILD_PATH := $(dir $(PYTHON)):$(PATH)
 
-.PHONY: help install dev fake test lint unit e2e e2e-isolated template build events clean
+.PHONY: help install dev fake test lint unit e2e e2e-isolated template build bench events clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ template: $(SAM_VENV)/.installed ## cfn-lint and sam validate --lint
 
 build: $(SAM_VENV)/.installed ## sam build (offline-capable, arm64 wheels, no Docker)
 	PATH="$(BUILD_PATH)" $(SAM) build
+
+bench: $(BIN)/.installed build ## performance figures vs targets (a few minutes; writes artifacts/bench.json)
+	$(BIN)/python -m bench.run
 
 events: $(BIN)/.installed ## regenerate events/*.json
 	$(BIN)/python scripts/make_events.py

@@ -76,7 +76,9 @@ def observer_launcher() -> ObserverLauncher:
 
 @lru_cache(maxsize=1)
 def _lambda_launcher() -> LambdaObserverLauncher:
-    return LambdaObserverLauncher(get_settings().observer_function_name)
+    launcher = LambdaObserverLauncher(get_settings().observer_function_name)
+    launcher.prepare()  # the boto3 client builds while the request talks to OpenAI
+    return launcher
 
 
 def install_local_launcher(launcher: ObserverLauncher | None) -> None:
@@ -97,3 +99,34 @@ def reset() -> None:
         caller_policy,
     ):
         cached.cache_clear()
+
+
+# FastAPI runs a plain `def` dependency in a worker thread: a thread hop per dependency per request
+# (measured by `make bench`), for what is a cached lookup. Routes take these async twins instead,
+# which run on the event loop; code outside FastAPI calls the plain functions above.
+async def use_settings() -> Settings:
+    return settings()
+
+
+async def use_secret_store() -> SecretStore:
+    return secret_store()
+
+
+async def use_openai_client() -> OpenAIClient:
+    return openai_client()
+
+
+async def use_session_config() -> SessionConfig:
+    return session_config()
+
+
+async def use_observer_launcher() -> ObserverLauncher:
+    return observer_launcher()
+
+
+async def use_call_store() -> CallStore:
+    return call_store()
+
+
+async def use_caller_policy() -> CallerPolicy:
+    return caller_policy()

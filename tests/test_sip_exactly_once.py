@@ -299,7 +299,7 @@ def test_a_session_without_type_is_refused_before_any_upstream_call(
             return {"model": "gpt-realtime", "instructions": "hi"}
 
     fake.register_call(CALL_ID)
-    sip_app.app.dependency_overrides[deps.session_config] = Untyped
+    sip_app.app.dependency_overrides[deps.use_session_config] = Untyped
     try:
         result = deliver(webhook())
     finally:

@@ -22,7 +22,7 @@ app = create_app()
 async def observe_call(
     request: Request,
     call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
 ) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     launcher.launch(ObserveRequest(call_id=call_id, source="api"))

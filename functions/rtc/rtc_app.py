@@ -33,9 +33,9 @@ OFFER_BODY = {
 @app.post("/rtc", openapi_extra={"requestBody": OFFER_BODY})
 async def create_call(
     request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.session_config)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
+    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
     video: bool = False,
 ) -> Response:
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))

@@ -72,13 +72,13 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
 @app.post("/sip", openapi_extra=WEBHOOK_OPENAPI)
 async def incoming_call(
     request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.session_config)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.observer_launcher)],
-    secrets: Annotated[SecretStore, Depends(deps.secret_store)],
-    store: Annotated[CallStore, Depends(deps.call_store)],
-    policy: Annotated[CallerPolicy, Depends(deps.caller_policy)],
-    settings: Annotated[Settings, Depends(deps.settings)],
+    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
+    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
+    secrets: Annotated[SecretStore, Depends(deps.use_secret_store)],
+    store: Annotated[CallStore, Depends(deps.use_call_store)],
+    policy: Annotated[CallerPolicy, Depends(deps.use_caller_policy)],
+    settings: Annotated[Settings, Depends(deps.use_settings)],
 ) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     _verify(body, dict(request.headers), secrets.signing_secret())

@@ -30,9 +30,9 @@ app.add_middleware(OriginPolicy, methods=("GET", "POST"))
 )
 async def mint_token(
     request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.session_config)],
-    settings: Annotated[Settings, Depends(deps.settings)],
+    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
+    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
+    settings: Annotated[Settings, Depends(deps.use_settings)],
 ) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     # The session comes from server settings only: nothing in the request can change it.

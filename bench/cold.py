@@ -1,0 +1,162 @@
+"""Measure 1: cold start, a fresh interpreter per run, as Lambda starts a new execution environment.
+
+Each run starts `python3.13 -I -B` (isolated; -B: nothing can write bytecode, as in the read-only
+/var/task and /opt), puts the function's directory, the layer and the runtime's boto3 on sys.path in
+Lambda's order, imports the handler, and handles the function's `events/` sample against the fake
+OpenAI and moto. The figure is the wall time from spawning the process to the response arriving on a
+pipe. The naive build of the same function (no bytecode, every dependency imported up front) runs
+interleaved with it, so the ratio holds even when the machine is busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.artifact import Build
+from bench.procs import FakeProcess
+from bench.scenarios import load_event, signed
+
+# (label, function dir, module, event, status the response must have)
+CASES: tuple[tuple[str, str, str, str, int], ...] = (
+    ("/rtc", "rtc", "rtc_app", "rtc", 200),
+    ("/token", "token", "token_app", "token", 200),
+    ("/sip", "sip", "sip_app", "sip", 200),
+    ("/observer (HTTP)", "observer", "observer_app", "observer_http", 202),
+    ("observer worker", "observer", "observer_app", "observer_async", 0),
+    ("page", "page", "page_app", "page", 200),
+)
+HTTP_LABELS = {"/rtc", "/token", "/sip", "/observer (HTTP)", "page"}
+
+# What a naive build imports before the handler: every dependency, eagerly.
+EAGER = (
+    "fastapi,mangum,httpx,pydantic,pydantic_settings,websockets,standardwebhooks,aws_lambda_powertools,boto3"
+)
+
+CHILD = r"""
+import json, os, sys, time
+task, layer, runtime, module, event_path, fd, eager = sys.argv[1:8]
+sys.path[:0] = [task, layer, runtime]
+for name in filter(None, eager.split(",")):
+    __import__(name)
+class Context:
+    function_name = "bench"; function_version = "$LATEST"; memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench-request"; log_group_name = "/aws/lambda/bench"; log_stream_name = "bench"
+    def get_remaining_time_in_millis(self): return 60_000
+handler = __import__(module).handler
+with open(event_path) as f:
+    event = json.load(f)
+result = handler(event, Context())
+os.write(int(fd), (json.dumps({"result": result, "boto3": "boto3" in sys.modules,
+                                "modules": len(sys.modules)}) + "\n").encode())
+"""
+
+
+@dataclass
+class ColdResult:
+    label: str
+    optimised_ms: float
+    naive_ms: float
+    ratio: float
+    boto3_loaded: bool
+    modules: int
+
+
+def run_once(
+    python: str,
+    build: Build,
+    case: tuple[str, str, str, str, int],
+    env: dict[str, str],
+    eager: str,
+    event_file: Path,
+) -> tuple[float, dict[str, Any]]:
+    _, folder, module, _, status = case
+    read, write = os.pipe()
+    args = [
+        python,
+        "-I",
+        "-B",
+        "-c",
+        CHILD,
+        str(build.functions / folder),
+        str(build.layer),
+        str(build.runtime),
+    ]
+    args += [module, str(event_file), str(write), eager]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        args, env=env, pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        line = pipe.readline()
+    elapsed = (time.perf_counter() - started) * 1000
+    _, stderr = proc.communicate(timeout=60)
+    if not line:
+        raise RuntimeError(f"{case[0]}: no response\n{stderr.decode()[-2000:]}")
+    report: dict[str, Any] = json.loads(line)
+    got = report["result"].get("statusCode", 0) if "statusCode" in report["result"] else 0
+    if got != status:
+        raise RuntimeError(f"{case[0]}: status {got}, expected {status}: {str(report['result'])[:300]}")
+    if case[3] == "observer_async" and report["result"].get("outcome") != "closed":
+        raise RuntimeError(f"observer worker ended with {report['result']}")
+    return elapsed, report
+
+
+def measure(
+    python: str, optimised: Build, naive: Build, env: dict[str, str], repeats: int
+) -> list[ColdResult]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            opt: list[float] = []
+            nai: list[float] = []
+            report: dict[str, Any] = {}
+            for i in range(repeats):
+                # Alternate which goes first, so drift in machine load hits both alike.
+                order = ((optimised, "", opt), (naive, EAGER, nai))
+                for build, eager, sink in order if i % 2 == 0 else order[::-1]:
+                    event = load_event(case[3])
+                    if case[3] == "sip":
+                        event = signed(event)  # fresh signature (5-minute tolerance)
+                    event_file = Path(tmp) / f"{case[3]}.json"
+                    event_file.write_text(json.dumps(event))
+                    elapsed, rep = run_once(python, build, case, env, eager, event_file)
+                    sink.append(elapsed)
+                    if build is optimised:
+                        report = rep
+            o, n = statistics.median(opt), statistics.median(nai)
+            results.append(
+                ColdResult(case[0], o, n, o / n, bool(report.get("boto3")), int(report.get("modules", 0)))
+            )
+    return results
+
+
+def measure_with_latency(
+    python: str, optimised: Build, env: dict[str, str], fake: FakeProcess, latency: float, repeats: int
+) -> list[tuple[str, float]]:
+    """Cold /rtc and /sip when OpenAI takes `latency` seconds to answer, as it does in production.
+
+    Report-only: it shows the work a cold start overlaps with that wait (the observer launcher builds
+    its boto3 client in the background), which a zero-latency fake cannot show.
+    """
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, path in ((CASES[0], "/realtime/calls"), (CASES[2], "/accept")):
+            runs = []
+            for _ in range(repeats):
+                event = signed(load_event(case[3])) if case[3] == "sip" else load_event(case[3])
+                event_file = Path(tmp) / f"{case[3]}.json"
+                event_file.write_text(json.dumps(event))
+                fake.command(f"delay {path} {latency} 1")
+                runs.append(run_once(python, optimised, case, env, "", event_file)[0])
+            results.append((case[0], statistics.median(runs)))
+    return results

@@ -1,0 +1,101 @@
+"""Measure 5: the observer worker's peak memory and CPU while a long call streams through it.
+
+The worker runs from the optimised twin in its own python3.13 process (what a 128 MB Lambda hosts),
+while the fake plays `realistic_script()` (10 minutes of a call at ~50 events/s) as fast as the socket
+takes it. CPU is the worker process's own CPU time for the invocation (imports excluded: they are
+measure 1); peak RSS is the whole process's high-water mark, imports included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import IO
+
+from bench.artifact import Build
+from bench.procs import FakeProcess
+from bench.scenarios import load_event
+
+CHILD = r"""
+import json, os, sys, time
+task, layer, runtime, fd, call_id = sys.argv[1:6]
+sys.path[:0] = [task, layer, runtime]
+import observer_app, observer_worker  # imports first: their cost is the cold start's
+def hwm_kb():  # VmHWM: this process's peak RSS (ru_maxrss would include the parent's, kept across exec)
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
+class Context:
+    function_name = "bench-observer"; function_version = "$LATEST"; memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-observer"
+    aws_request_id = "bench-request"; log_group_name = "/aws/lambda/bench"; log_stream_name = "bench"
+    def get_remaining_time_in_millis(self): return 900_000
+rss_before = hwm_kb()
+cpu, wall = time.process_time(), time.perf_counter()
+result = observer_app.handler({"call_id": call_id, "source": "sip", "requested_at": time.time()}, Context())
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+os.write(int(fd), (json.dumps({"result": result, "cpu": cpu, "wall": wall, "rss_kb": hwm_kb(),
+                                "rss_after_import_kb": rss_before}) + "\n").encode())
+"""
+
+
+@dataclass
+class ObserverResult:
+    events: int
+    peak_rss_mb: float
+    rss_after_import_mb: float
+    cpu_ms: float
+    cpu_ms_per_1000: float
+    wall_s: float
+    log_bytes: int
+    log_lines: int
+
+
+def _count(stream: IO[bytes], logged: list[int]) -> None:
+    for line in stream:
+        logged[0] += len(line)
+        logged[1] += 1
+
+
+def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], count: int) -> ObserverResult:
+    call_id = load_event("observer_async")["call_id"]
+    fake.command(f"script {count} 0 0")
+    try:
+        read, write = os.pipe()
+        args = [python, "-I", "-B", "-c", CHILD, str(build.functions / "observer"), str(build.layer)]
+        args += [str(build.runtime), str(write), call_id]
+        # Log lines go to a pipe we drain and count (as Lambda's runtime reads stdout into CloudWatch).
+        proc = subprocess.Popen(
+            args, env=env, pass_fds=(write,), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        os.close(write)
+        logged = [0, 0]  # bytes, lines
+        assert proc.stdout is not None
+        drain = threading.Thread(target=_count, args=(proc.stdout, logged), daemon=True)
+        drain.start()
+        with os.fdopen(read, "rb") as pipe:
+            line = pipe.readline()
+        drain.join(timeout=300)
+        stderr = proc.stderr.read() if proc.stderr else b""
+        proc.wait(timeout=60)
+    finally:
+        fake.command("script 0 0 0")
+    if not line:
+        raise RuntimeError(f"observer: no result\n{stderr.decode()[-2000:]}")
+    report = json.loads(line)
+    events = int(report["result"].get("events", 0))
+    if report["result"].get("outcome") != "closed" or events < count:
+        raise RuntimeError(f"observer did not see the whole call: {report['result']}")
+    cpu_ms = report["cpu"] * 1000
+    return ObserverResult(
+        events=events,
+        peak_rss_mb=report["rss_kb"] / 1024,
+        rss_after_import_mb=report["rss_after_import_kb"] / 1024,
+        cpu_ms=cpu_ms,
+        cpu_ms_per_1000=cpu_ms / events * 1000,
+        wall_s=report["wall"],
+        log_bytes=logged[0],
+        log_lines=logged[1],
+    )

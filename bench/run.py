@@ -1,0 +1,349 @@
+"""`make bench`: every performance figure of the issue, with its target and pass/fail.
+
+    python -m bench.run            # full run (a few minutes on 2 cores), writes artifacts/bench.json
+    python -m bench.run --quick    # tiny repeat counts: checks that every measure still runs
+
+Everything runs on 127.0.0.1: the fake OpenAI and moto each in their own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import artifact, cold, observer, warm
+from bench.procs import OBSERVER_FUNCTION, clean_env, fake_openai, moto_server
+from bench.scenarios import API_KEY, CALL_SECONDS, EVENTS_PER_SECOND, ROOT, SIGNING_SECRET, event_call_ids
+
+MB = 1024 * 1024
+FUNCTIONS = {
+    "page": "PageFunction",
+    "token": "TokenFunction",
+    "rtc": "RtcFunction",
+    "sip": "SipFunction",
+    "observer": "ObserverFunction",
+}
+
+
+@dataclass
+class Row:
+    measure: str
+    subject: str
+    figure: float | int | str | None
+    unit: str
+    target: str
+    ok: bool | None  # None: reported, no target
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    cold_repeats: int = 7
+    warm_repeats: int = 300
+    reuse_invocations: int = 200
+    webhook_runs: int = 60
+    observer_events: int = CALL_SECONDS * EVENTS_PER_SECOND
+
+
+QUICK = Plan(cold_repeats=1, warm_repeats=5, reuse_invocations=5, webhook_runs=5, observer_events=500)
+
+
+def dedupe_config(moto_url: str) -> tuple[str, dict[str, str]]:
+    """The webhook dedupe store the tree has, pointed at moto (none before issue 4 merges).
+
+    Picks up any `*table*` setting (e.g. a DynamoDB idempotency table) and creates that table on moto
+    with Powertools idempotency's default key (`id`), so measure 6 includes the DynamoDB round trip.
+    """
+    from shared.settings import Settings
+
+    names = [name for name in Settings.model_fields if "table" in name]
+    if not names:
+        return "none in tree", {}
+    import boto3
+
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name in names:
+        table = f"bench-{name.replace('_', '-')}"
+        dynamodb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        )
+        env[name.upper()] = table
+    return f"dynamodb on moto ({', '.join(names)})", env
+
+
+def _built_layers(template: Path, logical_id: str) -> list[str]:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor(
+        "!",
+        lambda loader, suffix, node: (
+            None if not isinstance(node, yaml.ScalarNode) else loader.construct_scalar(node)
+        ),
+    )
+    data = yaml.load(template.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    layers = (
+        data["Resources"][logical_id]["Properties"].get("Layers")
+        or data.get("Globals", {}).get("Function", {}).get("Layers")
+        or []
+    )
+    # `!Ref X` (source template) or `{"Ref": X}` (what sam build writes)
+    return [str(layer["Ref"] if isinstance(layer, dict) else layer) for layer in layers if layer]
+
+
+def sizes() -> list[Row]:
+    built = artifact.sam_build_dir()
+    if not (built / "template.yaml").is_file():
+        return [Row("4 package size", "all", "no sam build output (run make build)", "", "<= 12 MB", False)]
+    rows = []
+    for name, logical_id in FUNCTIONS.items():
+        parts = [built / logical_id] + [
+            built / layer for layer in _built_layers(built / "template.yaml", logical_id)
+        ]
+        unzipped = zipped = 0
+        detail = {}
+        boto = []
+        for part in parts:
+            u, z = artifact.tree_size(part)
+            unzipped, zipped = unzipped + u, zipped + z
+            detail[part.name] = {"unzipped_mb": round(u / MB, 2), "zipped_mb": round(z / MB, 2)}
+            boto += artifact.bundled_boto(part)
+        rows.append(
+            Row(
+                "4 package size",
+                f"{name} (function + layers)",
+                round(unzipped / MB, 2),
+                "MB unzipped",
+                "<= 12 MB",
+                unzipped <= 12 * MB,
+                {"zipped_mb": round(zipped / MB, 2), "parts": detail},
+            )
+        )
+        rows.append(Row("4 boto3 bundled", name, ", ".join(boto) or "no", "", "no", not boto))
+    return rows
+
+
+def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
+    python = artifact.python313()
+    optimised, naive = artifact.build_all(python, reuse=reuse_builds)
+    rows: list[Row] = []
+    webhook_ids = [f"rtc_benchwebhook{i:05d}" for i in range(plan.webhook_runs + 2)]
+    with moto_server() as moto_url, fake_openai(event_call_ids() + webhook_ids) as fake:
+        fake.command("script 0 0 0")  # the cold-start worker: open, session.created, closed
+        env = clean_env(
+            OPENAI_BASE_URL=fake.base_url,
+            OPENAI_API_KEY=API_KEY,
+            OPENAI_SIGNING_SECRET=SIGNING_SECRET,
+            OBSERVER_LAUNCH="lambda",
+            OBSERVER_FUNCTION_NAME=OBSERVER_FUNCTION,
+            AWS_ENDPOINT_URL_LAMBDA=moto_url,
+            AWS_LAMBDA_FUNCTION_NAME="bench",
+            POWERTOOLS_SERVICE_NAME="bench",
+        )
+        print(f"1/6 cold start ({plan.cold_repeats} runs each, {python})", file=sys.stderr)
+        for c in cold.measure(python, optimised, naive, env, plan.cold_repeats):
+            http = c.label in cold.HTTP_LABELS
+            rows.append(
+                Row(
+                    "1 cold start",
+                    c.label,
+                    round(c.optimised_ms),
+                    "ms",
+                    "<= 300 ms" if http else "-",
+                    c.optimised_ms <= 300 if http else None,
+                    {"boto3_imported": c.boto3_loaded, "modules": c.modules},
+                )
+            )
+            rows.append(
+                Row(
+                    "1 cold start ratio",
+                    c.label,
+                    round(c.ratio, 2),
+                    f"x naive ({c.naive_ms:.0f} ms)",
+                    "<= 0.45",
+                    c.ratio <= 0.45,
+                    {"naive_ms": round(c.naive_ms)},
+                )
+            )
+        latency = 0.3
+        for label, ms in cold.measure_with_latency(python, optimised, env, fake, latency, plan.cold_repeats):
+            rows.append(
+                Row(
+                    "1 cold start, slow upstream",
+                    label,
+                    round(ms),
+                    f"ms (OpenAI answers in {latency * 1000:.0f} ms)",
+                    "-",
+                    None,
+                    {"upstream_latency_ms": latency * 1000},
+                )
+            )
+        print(f"2/6 warm overhead ({plan.warm_repeats} interleaved pairs)", file=sys.stderr)
+        for w in warm.overhead(fake, plan.warm_repeats):
+            rows.append(
+                Row(
+                    "2 warm overhead",
+                    w.label,
+                    round(w.ratio, 2),
+                    f"x direct ({w.handler_ms:.2f} vs {w.direct_ms:.2f} ms)",
+                    "<= 1.25",
+                    w.ratio <= 1.25,
+                    {"handler_ms": round(w.handler_ms, 3), "direct_ms": round(w.direct_ms, 3)},
+                )
+            )
+        print(f"3/6 connection reuse ({plan.reuse_invocations} invocations)", file=sys.stderr)
+        for r in warm.connection_reuse(fake, moto_url, plan.reuse_invocations):
+            for upstream, count in (("OpenAI", r.openai_connections), ("Lambda API", r.lambda_connections)):
+                if count is None:
+                    continue
+                if upstream == "OpenAI":
+                    rows.append(
+                        Row(
+                            "3 connections",
+                            f"{r.label} -> {upstream}",
+                            count,
+                            f"per {r.invocations} calls",
+                            "1",
+                            count == 1,
+                        )
+                    )
+                else:  # moto's server (werkzeug) closes every connection itself: not a client figure
+                    rows.append(
+                        Row(
+                            "3 connections",
+                            f"{r.label} -> {upstream} (moto closes each)",
+                            count,
+                            f"per {r.invocations} calls",
+                            "-",
+                            None,
+                        )
+                    )
+        print("6/6 webhook to accept", file=sys.stderr)
+        dedupe = dedupe_config(moto_url)
+        wh = warm.webhook_to_accept(fake, moto_url, webhook_ids, dedupe)
+        rows.append(
+            Row(
+                "6 webhook -> accept",
+                f"/sip (dedupe: {wh.dedupe})",
+                round(wh.median_ms, 2),
+                f"ms median (p90 {wh.p90_ms:.1f}, n={wh.runs})",
+                "<= 30 ms",
+                wh.median_ms <= 30,
+            )
+        )
+        print(f"5/6 observer cost ({plan.observer_events} events)", file=sys.stderr)
+        o = observer.measure(python, optimised, fake, env, plan.observer_events)
+        rows.append(
+            Row(
+                "5 observer peak RSS",
+                f"worker, {o.events} events",
+                round(o.peak_rss_mb, 1),
+                "MB",
+                "<= 70 MB",
+                o.peak_rss_mb <= 70,
+                {"rss_after_import_mb": round(o.rss_after_import_mb, 1)},
+            )
+        )
+        rows.append(
+            Row(
+                "5 observer CPU",
+                f"worker, {o.events} events",
+                round(o.cpu_ms_per_1000, 2),
+                f"ms / 1000 events ({o.cpu_ms:.0f} ms in {o.wall_s:.1f} s)",
+                "<= 20",
+                o.cpu_ms_per_1000 <= 20,
+            )
+        )
+        rows.append(
+            Row(
+                "5 observer log volume",
+                f"worker, {o.events} events",
+                round(o.log_bytes / o.events * 1000 / 1024, 1),
+                f"KB / 1000 events ({o.log_lines} lines)",
+                "-",
+                None,
+            )
+        )
+    print("4/6 package size (sam build output)", file=sys.stderr)
+    rows += sizes()
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    header = ("measure", "subject", "figure", "unit", "target", "result")
+    cells = [header] + [
+        (
+            r.measure,
+            r.subject,
+            str(r.figure),
+            r.unit,
+            r.target,
+            "-" if r.ok is None else "PASS" if r.ok else "FAIL",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny repeat counts (smoke run)")
+    parser.add_argument("--reuse-builds", action="store_true", help="keep artifacts/bench builds if present")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench.json")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else Plan()
+    started = time.time()
+    # The functions log every request to stdout (as on Lambda, where stdout is a pipe): send those
+    # lines to /dev/null and keep the real stdout for the table.
+    out = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    rows = run(plan, reuse_builds=args.reuse_builds or args.quick)
+    print(table(rows), file=out)
+    failed = [r for r in rows if r.ok is False]
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
+        "plan": asdict(plan),
+        "rows": [asdict(r) for r in rows],
+        "failed": len(failed),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} rows pass (figures in {args.out})", file=out)
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Smoke test of the benchmark's in-process measures (tiny counts; `make bench` runs the real thing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bench import warm
+from bench.procs import FakeProcess, fake_openai, moto_server
+from bench.run import Row, dedupe_config, table
+from bench.scenarios import event_call_ids, realistic_script
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[FakeProcess, str]]:
+    with (
+        moto_server() as moto_url,
+        fake_openai([*event_call_ids(), "rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3"]) as fake,
+    ):
+        yield fake, moto_url
+
+
+def test_realistic_script_is_mostly_deltas_with_whole_turns() -> None:
+    events = realistic_script(3000)
+    assert len(events) == 3000
+    types = [e["type"] for e in events]
+    deltas = sum(t.endswith(".delta") for t in types)
+    assert 0.6 < deltas / len(events) < 0.95
+    assert types.count("response.done") >= 10
+    assert "conversation.item.input_audio_transcription.completed" in types
+
+
+def test_warm_measures_run_and_see_one_connection(servers: tuple[FakeProcess, str]) -> None:
+    fake, moto_url = servers
+    overhead = warm.overhead(fake, repeats=3, warmup=1)
+    assert [r.label for r in overhead] == ["/rtc", "/token", "/sip"]
+    assert all(r.handler_ms > 0 and r.direct_ms > 0 for r in overhead)
+    reuse = warm.connection_reuse(fake, moto_url, invocations=3)
+    assert [r.openai_connections for r in reuse] == [1, 1, 1, None]
+    assert all(r.lambda_connections for r in reuse if r.label != "/token")
+
+
+def test_webhook_to_accept_times_each_accept(servers: tuple[FakeProcess, str]) -> None:
+    fake, moto_url = servers
+    result = warm.webhook_to_accept(
+        fake, moto_url, ["rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3"], dedupe_config(moto_url)
+    )
+    assert result.runs == 1
+    assert 0 < result.median_ms < 5000
+
+
+def test_table_marks_pass_fail_and_report_only_rows() -> None:
+    text = table(
+        [
+            Row("m", "a", 1, "ms", "<= 2", True),
+            Row("m", "b", 3, "ms", "<= 2", False),
+            Row("m", "c", 1, "", "-", None),
+        ]
+    )
+    lines = text.splitlines()
+    assert lines[2].rstrip().endswith("PASS")
+    assert lines[3].rstrip().endswith("FAIL")
+    assert lines[4].rstrip().endswith("-")
