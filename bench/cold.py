@@ -22,7 +22,8 @@ from typing import Any
 
 from bench.artifact import Build
 from bench.procs import FakeProcess
-from bench.scenarios import load_event, signed
+from bench.scenarios import signed
+from tests.samples import load_event
 
 # (label, function dir, module, event, status the response must have)
 CASES: tuple[tuple[str, str, str, str, int], ...] = (

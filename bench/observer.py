@@ -17,7 +17,7 @@ from typing import IO
 
 from bench.artifact import Build
 from bench.procs import FakeProcess
-from bench.scenarios import load_event
+from tests.samples import load_event
 
 CHILD = r"""
 import json, os, sys, time

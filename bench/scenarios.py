@@ -5,16 +5,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from standardwebhooks import Webhook
+from tests.samples import body_of, incoming_call_body, load_event, sign, with_body
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
 API_KEY = "sk-test-fake"  # the fake's default key
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"bench-signing-secret-32-bytes!!!").decode()
 
@@ -29,11 +25,6 @@ _TEXT = (
 _WORDS = _TEXT.split()
 
 
-def load_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
-    return copy.deepcopy(data)
-
-
 def event_call_ids() -> list[str]:
     """Call ids the sample events refer to (the fake must know them so accept answers 200)."""
     ids = [load_event("observer_async")["call_id"], _sip_call_id(load_event("sip"))]
@@ -42,50 +33,23 @@ def event_call_ids() -> list[str]:
 
 
 def _sip_call_id(event: dict[str, Any]) -> str:
-    return str(json.loads(_body(event))["data"]["call_id"])
-
-
-def _body(event: dict[str, Any]) -> bytes:
-    raw = event.get("body") or ""
-    return base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
+    return str(json.loads(body_of(event))["data"]["call_id"])
 
 
 def signed(
     event: dict[str, Any], secret: str = SIGNING_SECRET, *, body: bytes | None = None
 ) -> dict[str, Any]:
-    """The event with `body` (default: its own) signed now, as OpenAI signs a webhook delivery."""
+    """A copy of the event with `body` (default: its own) signed now, as OpenAI signs a delivery."""
     event = copy.deepcopy(event)
     if body is not None:
-        event["body"], event["isBase64Encoded"] = body.decode(), False
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(tz=UTC)
-    payload = _body(event)
-    event["headers"].update(
-        {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, payload.decode()),
-            "content-length": str(len(payload)),
-        }
-    )
+        with_body(event, body, base64_encoded=False)
+    sign(event, secret)
+    event["headers"]["content-length"] = str(len(body_of(event)))
     return event
 
 
 def incoming_call(call_id: str) -> bytes:
-    payload = {
-        "object": "event",
-        "id": f"evt_{uuid.uuid4().hex}",
-        "type": "realtime.call.incoming",
-        "created_at": int(time.time()),
-        "data": {
-            "call_id": call_id,
-            "sip_headers": [
-                {"name": "From", "value": "sip:+15551230000@example.com"},
-                {"name": "To", "value": "sip:+15559870000@example.com"},
-            ],
-        },
-    }
-    return json.dumps(payload).encode()
+    return incoming_call_body(call_id)
 
 
 def _assistant_turn(turn: int) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 
 from bench.procs import AWS_TEST_ENV, OBSERVER_FUNCTION, ConnectionCounter, FakeProcess
-from bench.scenarios import API_KEY, ROOT, SIGNING_SECRET, event_call_ids, incoming_call, load_event, signed
+from bench.scenarios import API_KEY, ROOT, SIGNING_SECRET, event_call_ids, incoming_call, signed
+from tests.samples import load_event
 
 for _name in ("rtc", "token", "sip", "observer"):
     sys.path.insert(0, str(ROOT / "functions" / _name))

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from standardwebhooks import Webhook
 
 from shared import deps
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from tests.fake_openai import FakeOpenAI
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+# Re-exported (`name as name`): many tests import the sample helpers from here.
+from tests.samples import EVENTS as EVENTS
+from tests.samples import SIGNING_SECRET as SIGNING_SECRET
+from tests.samples import body_of as body_of
+from tests.samples import incoming_call_body as incoming_call_body
+from tests.samples import load_event as load_event
+from tests.samples import sign as sign
+from tests.samples import with_body as with_body
+
 API_KEY = "sk-test-fake-0123456789abcdef"
-SIGNING_SECRET = "whsec_" + base64.b64encode(b"test-signing-secret-32-bytes-long").decode()
 ENV_NAMES = (
     "OPENAI_API_KEY",
     "OPENAI_API_KEY_SECRET_ARN",
@@ -146,54 +148,6 @@ def launcher(env: pytest.MonkeyPatch) -> RecordingLauncher:
     recording = RecordingLauncher()
     deps.install_local_launcher(recording)
     return recording
-
-
-def load_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
-    return copy.deepcopy(data)
-
-
-def body_of(event: dict[str, Any]) -> bytes:
-    raw = event.get("body") or ""
-    return base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
-
-
-def with_body(event: dict[str, Any], body: bytes, *, base64_encoded: bool | None = None) -> dict[str, Any]:
-    encode = event.get("isBase64Encoded", False) if base64_encoded is None else base64_encoded
-    event["body"] = base64.b64encode(body).decode() if encode else body.decode()
-    event["isBase64Encoded"] = encode
-    return event
-
-
-def sign(
-    event: dict[str, Any], secret: str = SIGNING_SECRET, *, webhook_id: str | None = None
-) -> dict[str, Any]:
-    """Re-sign a webhook event now (signatures older than 5 minutes are refused)."""
-    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(tz=UTC)
-    signature = Webhook(secret).sign(msg_id, now, body_of(event).decode())
-    headers = event.setdefault("headers", {})
-    headers.update(
-        {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
-    )
-    return event
-
-
-def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming") -> bytes:
-    payload = {
-        "object": "event",
-        "id": f"evt_{uuid.uuid4().hex}",
-        "type": event_type,
-        "created_at": int(time.time()),
-        "data": {
-            "call_id": call_id,
-            "sip_headers": [
-                {"name": "From", "value": "sip:+15551230000@example.com"},
-                {"name": "To", "value": "sip:+15559870000@example.com"},
-            ],
-        },
-    }
-    return json.dumps(payload).encode()
 
 
 def response_json(result: dict[str, Any]) -> Any:

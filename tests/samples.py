@@ -1,0 +1,65 @@
+"""Sample Lambda events and signed webhooks, for the tests and the benchmark (no pytest import here)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"test-signing-secret-32-bytes-long").decode()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return copy.deepcopy(data)
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    return base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
+
+
+def with_body(event: dict[str, Any], body: bytes, *, base64_encoded: bool | None = None) -> dict[str, Any]:
+    encode = event.get("isBase64Encoded", False) if base64_encoded is None else base64_encoded
+    event["body"] = base64.b64encode(body).decode() if encode else body.decode()
+    event["isBase64Encoded"] = encode
+    return event
+
+
+def sign(
+    event: dict[str, Any], secret: str = SIGNING_SECRET, *, webhook_id: str | None = None
+) -> dict[str, Any]:
+    """Re-sign a webhook event now (signatures older than 5 minutes are refused)."""
+    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(tz=UTC)
+    signature = Webhook(secret).sign(msg_id, now, body_of(event).decode())
+    headers = event.setdefault("headers", {})
+    headers.update(
+        {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
+    )
+    return event
+
+
+def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming") -> bytes:
+    payload = {
+        "object": "event",
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created_at": int(time.time()),
+        "data": {
+            "call_id": call_id,
+            "sip_headers": [
+                {"name": "From", "value": "sip:+15551230000@example.com"},
+                {"name": "To", "value": "sip:+15559870000@example.com"},
+            ],
+        },
+    }
+    return json.dumps(payload).encode()
