@@ -1,4 +1,5 @@
-"""Call control with the retry rules of a webhook: bounded, jittered, inside the answer budget."""
+"""Answering a SIP call: caller policy, concurrency cap, and an accept with the retry rules of a
+webhook (bounded, jittered, inside the answer budget)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import random
 import time
 from typing import Any
 
+from shared import metrics
 from shared.errors import UpstreamError, UpstreamTimeout
 from shared.log import logger
+from shared.policy import BUSY, CallerPolicy
+from shared.session import SessionConfig, check_sip_session
 from shared.settings import Settings
+from shared.store import CallStore
 from shared.upstream import OpenAIClient
+
+# A concurrency slot outlives the call limit by this much, in case its observer never releases it.
+SLOT_GRACE_SECONDS = 120
 
 
 def is_retryable(exc: UpstreamError) -> bool:
@@ -50,3 +58,62 @@ async def accept_with_retries(
         )
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def answer_call(
+    call_id: str,
+    caller: str,
+    *,
+    client: OpenAIClient,
+    session: SessionConfig,
+    store: CallStore,
+    policy: CallerPolicy,
+    settings: Settings,
+    webhook_sent_at: str = "",
+) -> bool:
+    """Answer an incoming SIP call: the caller policy and concurrency cap (reject with 603/486), then
+    the accept with retries. True when the call is accepted and needs an observer."""
+    payload = check_sip_session(session.to_json())
+    decision = policy.check(caller)
+    if not decision.allowed:
+        await reject_call(client, call_id, decision.status_code, decision.reason)
+        return False
+    slot = policy.max_concurrent_calls > 0
+    if slot:
+        until = time.time() + (settings.max_call_seconds or 3600) + SLOT_GRACE_SECONDS
+        if not store.take_slot(call_id, limit=policy.max_concurrent_calls, until=until):
+            await reject_call(client, call_id, BUSY, "concurrent call limit reached")
+            return False
+    logger.info("caller policy: accept")
+    try:
+        attempt = await accept_with_retries(client, call_id, payload, settings)
+    except UpstreamError as exc:
+        if slot:
+            store.release_slot(call_id)
+        if exc.upstream_status == 404:
+            # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
+            logger.info("call gone before accept")
+            return False
+        metrics.emit(metrics.ACCEPT_FAILURES)
+        logger.error("accept failed", extra={"reason": exc.reason, "upstream_status": exc.upstream_status})
+        raise
+    except BaseException:
+        if slot:
+            store.release_slot(call_id)
+        raise
+    logger.info("call accepted", extra={"attempt": attempt})
+    metrics.emit(metrics.CALLS_ACCEPTED)
+    metrics.emit(metrics.CALLS_STARTED, source="sip")
+    if webhook_sent_at.isdigit():
+        metrics.milliseconds(metrics.WEBHOOK_TO_ACCEPT, (time.time() - int(webhook_sent_at)) * 1000)
+    return True
+
+
+async def reject_call(client: OpenAIClient, call_id: str, status_code: int, reason: str) -> None:
+    logger.info("caller policy: reject", extra={"sip_status": status_code, "reason": reason})
+    metrics.emit(metrics.CALLS_REJECTED, sip_status=str(status_code))
+    try:
+        await client.reject_call(call_id, status_code)
+    except UpstreamError as exc:
+        if exc.upstream_status != 404:  # 404: the caller hung up already, which is just as good
+            raise

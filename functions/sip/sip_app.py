@@ -17,13 +17,13 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared import deps, metrics
-from shared.calls import accept_with_retries
-from shared.errors import ClientError, ServiceError, UpstreamError
+from shared.calls import answer_call
+from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest, ObserverLauncher
 from shared.log import logger
-from shared.policy import BUSY, CallerPolicy
+from shared.policy import CallerPolicy
 from shared.secrets import SecretStore
-from shared.session import SessionConfig, check_sip_session
+from shared.session import SessionConfig
 from shared.settings import Settings
 from shared.store import CallStore
 from shared.upstream import CALL_ID_PATTERN, OpenAIClient
@@ -31,8 +31,6 @@ from shared.web import create_app, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
-# A concurrency slot outlives the call limit by this much, in case its observer never releases it.
-SLOT_GRACE_SECONDS = 120
 
 app = create_app()
 
@@ -105,7 +103,16 @@ async def incoming_call(
 
     if state == "new":
         try:
-            accepted = await _answer(call, client, session, store, policy, settings, request)
+            accepted = await answer_call(
+                call.call_id,
+                call.header("From"),
+                client=client,
+                session=session,
+                store=store,
+                policy=policy,
+                settings=settings,
+                webhook_sent_at=request.headers.get("webhook-timestamp", ""),
+            )
         except BaseException:
             store.abandon_delivery(delivery)  # the redelivery starts from scratch
             raise
@@ -120,63 +127,6 @@ async def incoming_call(
     launcher.launch(ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time()))
     store.mark_delivery(delivery, "done")
     return Response(status_code=200)
-
-
-async def _answer(
-    call: IncomingCall,
-    client: OpenAIClient,
-    session: SessionConfig,
-    store: CallStore,
-    policy: CallerPolicy,
-    settings: Settings,
-    request: Request,
-) -> bool:
-    """Apply the caller policy, then accept: True when the call is accepted and needs an observer."""
-    payload = check_sip_session(session.to_json())
-    decision = policy.check(call.header("From"))
-    if not decision.allowed:
-        await _reject(client, call.call_id, decision.status_code, decision.reason)
-        return False
-    slot = policy.max_concurrent_calls > 0
-    if slot:
-        until = time.time() + (settings.max_call_seconds or 3600) + SLOT_GRACE_SECONDS
-        if not store.take_slot(call.call_id, limit=policy.max_concurrent_calls, until=until):
-            await _reject(client, call.call_id, BUSY, "concurrent call limit reached")
-            return False
-    logger.info("caller policy: accept")
-    try:
-        attempt = await accept_with_retries(client, call.call_id, payload, settings)
-    except UpstreamError as exc:
-        if slot:
-            store.release_slot(call.call_id)
-        if exc.upstream_status == 404:
-            # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
-            logger.info("call gone before accept")
-            return False
-        metrics.emit(metrics.ACCEPT_FAILURES)
-        logger.error("accept failed", extra={"reason": exc.reason, "upstream_status": exc.upstream_status})
-        raise
-    except BaseException:
-        if slot:
-            store.release_slot(call.call_id)
-        raise
-    logger.info("call accepted", extra={"attempt": attempt})
-    metrics.emit(metrics.CALLS_ACCEPTED)
-    metrics.emit(metrics.CALLS_STARTED, source="sip")
-    sent = request.headers.get("webhook-timestamp", "")
-    if sent.isdigit():
-        metrics.milliseconds(metrics.WEBHOOK_TO_ACCEPT, (time.time() - int(sent)) * 1000)
-    return True
-
-
-async def _reject(client: OpenAIClient, call_id: str, status_code: int, reason: str) -> None:
-    logger.info("caller policy: reject", extra={"sip_status": status_code, "reason": reason})
-    metrics.emit(metrics.CALLS_REJECTED, sip_status=str(status_code))
-    try:
-        await client.reject_call(call_id, status_code)
-    except UpstreamError as exc:
-        if exc.upstream_status != 404:  # 404: the caller hung up already, which is just as good
-            raise
 
 
 @lru_cache(maxsize=4)
