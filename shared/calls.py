@@ -87,19 +87,17 @@ async def answer_call(
     logger.info("caller policy: accept")
     try:
         attempt = await accept_with_retries(client, call_id, payload, settings)
-    except UpstreamError as exc:
+    except BaseException as exc:
         if slot:
             store.release_slot(call_id)
-        if exc.upstream_status == 404:
-            # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
-            logger.info("call gone before accept")
-            return False
-        metrics.emit(metrics.ACCEPT_FAILURES)
-        logger.error("accept failed", extra={"reason": exc.reason, "upstream_status": exc.upstream_status})
-        raise
-    except BaseException:
-        if slot:
-            store.release_slot(call_id)
+        if isinstance(exc, UpstreamError):
+            if exc.upstream_status == 404:
+                # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
+                logger.info("call gone before accept")
+                return False
+            metrics.emit(metrics.ACCEPT_FAILURES)
+            failure = {"reason": exc.reason, "upstream_status": exc.upstream_status}
+            logger.error("accept failed", extra=failure)
         raise
     logger.info("call accepted", extra={"attempt": attempt})
     metrics.emit(metrics.CALLS_ACCEPTED)
