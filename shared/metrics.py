@@ -16,7 +16,7 @@ NAMESPACE = "HelloRealtime"
 
 CALLS_STARTED = "CallsStarted"  # dimension source: webrtc | sip
 CALLS_ACCEPTED = "CallsAccepted"
-CALLS_REJECTED = "CallsRejectedByPolicy"  # dimension reason: deny | allow | busy
+CALLS_REJECTED = "CallsRejectedByPolicy"  # dimension sip_status: 603 (allow/deny lists) | 486 (busy)
 ACCEPT_FAILURES = "AcceptFailures"
 SIGNATURE_REJECTED = "WebhooksRejectedForSignature"
 DUPLICATES_SUPPRESSED = "DuplicatesSuppressed"  # dimension kind: webhook | observer
