@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench.artifact import Build
 from bench.procs import FakeProcess
-from bench.scenarios import signed
+from bench.scenarios import ROOT, signed
 from tests.samples import load_event
 
 # (label, function dir, module, event, status the response must have)
@@ -36,10 +37,17 @@ CASES: tuple[tuple[str, str, str, str, int], ...] = (
 )
 HTTP_LABELS = {"/rtc", "/token", "/sip", "/observer (HTTP)", "page"}
 
-# What a naive build imports before the handler: every dependency, eagerly.
-EAGER = (
-    "fastapi,mangum,httpx,pydantic,pydantic_settings,websockets,standardwebhooks,aws_lambda_powertools,boto3"
-)
+
+def _runtime_requirements() -> list[str]:
+    """The import names of every runtime dependency (requirements.txt: `pydantic-settings>=2` ->
+    `pydantic_settings`)."""
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    names = [re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines]
+    return [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]
+
+
+# What a naive build imports before the handler: every runtime dependency, eagerly.
+EAGER = ",".join(_runtime_requirements())
 
 CHILD = r"""
 import json, os, sys, time

@@ -1,6 +1,6 @@
 """Measures 2, 3 and 6, in this process, against the fake OpenAI and moto in their own processes.
 
-2. Warm overhead: the whole path (API Gateway v2 event -> Mangum -> FastAPI -> upstream call) timed
+2. Warm overhead: the whole path (API Gateway v2 event -> Mangum -> Starlette -> upstream call) timed
    against the same upstream request sent directly with a pooled httpx client, interleaved, so both
    see the same machine load. Observer launches are off here: they are a second upstream call.
 3. Connection reuse: TCP connections counted by a relay in front of the fake (and in front of moto's

@@ -1,12 +1,16 @@
 """Process-wide singletons, built once per warm container and injectable for tests.
 
-FastAPI routes take these through `Depends(...)`, so a test can swap any of them with
-`app.dependency_overrides` (e.g. an `OpenAIClient` on an `httpx.MockTransport`) instead of patching.
+Routes call these (`deps.openai_client()`); a test swaps one for the length of a `with` block
+(`with deps.openai_client.override(client): ...`, e.g. an `OpenAIClient` on an `httpx.MockTransport`)
+instead of patching. `reset()` forgets them all (tests change the environment between cases).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -20,6 +24,41 @@ from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.upstream import OpenAIClient
 
+T = TypeVar("T")
+
+
+class Singleton(Generic[T]):
+    """Decorates a builder: run once per process (thread-safe), unless a test put an override in place."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._built: list[T] = []  # a list, so that "not built yet" differs from any built value
+        self._overrides: list[T] = []
+
+    def __call__(self) -> T:
+        if self._overrides:
+            return self._overrides[-1]
+        if not self._built:
+            with self._lock:
+                if not self._built:
+                    self._built.append(self._build())
+        return self._built[0]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._built.clear()
+
+    @contextmanager
+    def override(self, value: T) -> Iterator[T]:
+        """`value` stands in for the singleton inside the block (tests)."""
+        self._overrides.append(value)
+        try:
+            yield value
+        finally:
+            self._overrides.remove(value)
+
+
 _local_launcher: ObserverLauncher | None = None
 
 
@@ -27,22 +66,22 @@ def settings() -> Settings:
     return get_settings()
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def secret_store() -> SecretStore:
     return SecretStore(get_settings())
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def openai_client() -> OpenAIClient:
     return OpenAIClient(get_settings(), secret_store())
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def session_config() -> SessionConfig:
     return make_session(get_settings())
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def call_store() -> CallStore:
     """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
     settings = get_settings()
@@ -56,7 +95,7 @@ def call_store() -> CallStore:
     return MemoryCallStore(lock_seconds=settings.webhook_lock_seconds)
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def caller_policy() -> CallerPolicy:
     return CallerPolicy.from_settings(get_settings())
 
@@ -74,7 +113,7 @@ def observer_launcher() -> ObserverLauncher:
     return _lambda_launcher()
 
 
-@lru_cache(maxsize=1)
+@Singleton
 def _lambda_launcher() -> LambdaObserverLauncher:
     launcher = LambdaObserverLauncher(get_settings().observer_function_name)
     launcher.prepare()  # the boto3 client builds while the request talks to OpenAI
@@ -89,8 +128,8 @@ def install_local_launcher(launcher: ObserverLauncher | None) -> None:
 
 def reset() -> None:
     """Forget every singleton (tests change the environment between cases)."""
-    for cached in (
-        get_settings,
+    get_settings.cache_clear()
+    for singleton in (
         secret_store,
         openai_client,
         session_config,
@@ -98,35 +137,4 @@ def reset() -> None:
         call_store,
         caller_policy,
     ):
-        cached.cache_clear()
-
-
-# FastAPI runs a plain `def` dependency in a worker thread: a thread hop per dependency per request
-# (measured by `make bench`), for what is a cached lookup. Routes take these async twins instead,
-# which run on the event loop; code outside FastAPI calls the plain functions above.
-async def use_settings() -> Settings:
-    return settings()
-
-
-async def use_secret_store() -> SecretStore:
-    return secret_store()
-
-
-async def use_openai_client() -> OpenAIClient:
-    return openai_client()
-
-
-async def use_session_config() -> SessionConfig:
-    return session_config()
-
-
-async def use_observer_launcher() -> ObserverLauncher:
-    return observer_launcher()
-
-
-async def use_call_store() -> CallStore:
-    return call_store()
-
-
-async def use_caller_policy() -> CallerPolicy:
-    return caller_policy()
+        singleton.reset()

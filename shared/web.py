@@ -1,19 +1,28 @@
-"""What every HTTP function shares: the FastAPI app with uniform errors, and the Lambda handler."""
+"""What every HTTP function shares: the ASGI app with uniform errors, and the Lambda handler.
+
+The apps are plain Starlette (what FastAPI is built on) behind Mangum. FastAPI itself was measured at
+~280 ms of import on a cold start (`make bench`, docs/PERFORMANCE.md), nearly the whole 300 ms budget;
+each route reads one raw body and validates it itself, so FastAPI's injection and OpenAPI machinery
+bought nothing at run time. The API is described in `openapi.yaml` instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
 
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
@@ -41,27 +50,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return error_response(400, f"Invalid request: {where} {first.get('msg', '')}".strip())
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to the log; the client gets no detail.
     logger.exception("unhandled error", extra={"path": request.url.path})
     return error_response(500, "Internal error")
 
 
-def create_app() -> FastAPI:
-    """A FastAPI app without docs routes and with `{"error": ...}` bodies for every failure."""
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
-    return app
+def create_app(routes: Sequence[BaseRoute], middleware: Sequence[Middleware] = ()) -> Starlette:
+    """An ASGI app with `{"error": ...}` bodies for every failure (404, 405 and 500 included)."""
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ServiceError: _service_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
 
 
 async def read_body(request: Request, *, max_bytes: int, content_types: tuple[str, ...] = ()) -> bytes:
@@ -79,6 +84,32 @@ async def read_body(request: Request, *, max_bytes: int, content_types: tuple[st
     return body
 
 
+# What a boolean query parameter may say (the forms pydantic accepts), case-insensitive.
+_FLAGS = {
+    **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
+    **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
+}
+
+
+def query_flag(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter (`?video=true`); anything else than a boolean is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    flag = _FLAGS.get(raw.strip().lower())
+    if flag is None:
+        raise ClientError(400, f"Invalid request: query.{name} must be true or false")
+    return flag
+
+
+def path_param(request: Request, name: str, pattern: re.Pattern[str]) -> str:
+    """A path parameter that must match `pattern` whole; a 400 names the parameter otherwise."""
+    value = str(request.path_params.get(name, ""))
+    if not pattern.fullmatch(value):
+        raise ClientError(400, f"Invalid request: path.{name} is malformed")
+    return value
+
+
 _thread_state = threading.local()
 
 
@@ -92,7 +123,7 @@ def _ensure_event_loop() -> None:
     asyncio.set_event_loop(loop)
 
 
-def make_handler(app: FastAPI) -> LambdaHandler:
+def make_handler(app: Starlette) -> LambdaHandler:
     """The Lambda entry point for an HTTP function: API Gateway HTTP API (payload 2.0) -> ASGI app."""
     _ensure_event_loop()  # Mangum looks for a loop when it is built, too
     adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)

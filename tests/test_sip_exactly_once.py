@@ -299,11 +299,8 @@ def test_a_session_without_type_is_refused_before_any_upstream_call(
             return {"model": "gpt-realtime", "instructions": "hi"}
 
     fake.register_call(CALL_ID)
-    sip_app.app.dependency_overrides[deps.use_session_config] = Untyped
-    try:
+    with deps.session_config.override(Untyped()):  # type: ignore[arg-type]  # deliberately not a SessionConfig
         result = deliver(webhook())
-    finally:
-        sip_app.app.dependency_overrides.clear()
     assert result["statusCode"] == 500
     assert "realtime" in response_json(result)["error"]
     assert fake.requests_to("/accept") == []

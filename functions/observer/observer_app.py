@@ -5,7 +5,7 @@
 - The async event `{"call_id", "source", "requested_at"}` runs the worker (`observer_worker`): the
   sideband WebSocket for the call's whole length.
 
-Each path imports only its own module, so the worker never pays for FastAPI and the HTTP entry never
+Each path imports only its own module, so the worker never pays for the web stack and the HTTP entry never
 pays for websockets.
 """
 

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from shared.settings import get_settings
 from shared.web import create_app, make_handler, read_body
@@ -29,8 +30,6 @@ def _inline_hashes(tag: str) -> str:
 
 _SCRIPTS, _STYLES = _inline_hashes("script"), _inline_hashes("style")
 
-app = create_app()
-
 
 def content_security_policy(api_base: str) -> str:
     """Only this page's code runs; it may fetch this origin and, in direct mode, the OpenAI API."""
@@ -43,7 +42,6 @@ def content_security_policy(api_base: str) -> str:
     )
 
 
-@app.get("/")
 async def page(request: Request) -> HTMLResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     headers = {
@@ -55,4 +53,5 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(PAGE, headers=headers)
 
 
+app = create_app([Route("/", page, methods=["GET"])])
 handler = make_handler(app)

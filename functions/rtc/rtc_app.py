@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request, Response
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from shared import deps, metrics
 from shared.errors import ClientError
-from shared.launcher import ObserveRequest, ObserverLauncher
+from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.session import SessionConfig
-from shared.upstream import OpenAIClient
-from shared.web import create_app, make_handler, read_body
+from shared.web import create_app, make_handler, query_flag, read_body
 
 # A real offer is 2-10 kB (audio plus video); anything far larger is not a browser's offer.
 MAX_OFFER_BYTES = 64 * 1024
 
-app = create_app()
-app.add_middleware(OriginPolicy, methods=("POST",))
 
-# The body is read raw (`read_body`), so FastAPI cannot infer it: declare it for the OpenAPI document.
-OFFER_BODY = {
-    "required": True,
-    "content": {
-        "application/sdp": {"schema": {"type": "string", "pattern": "^v=0", "maxLength": MAX_OFFER_BYTES}}
-    },
-}
-
-
-@app.post("/rtc", openapi_extra={"requestBody": OFFER_BODY})
-async def create_call(
-    request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
-    video: bool = False,
-) -> Response:
+async def create_call(request: Request) -> Response:
+    video = query_flag(request, "video")
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
-    call = await client.create_call(offer, session.to_json())
+    call = await deps.openai_client().create_call(offer, deps.session_config().to_json())
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
-    launcher.launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
+    deps.observer_launcher().launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
     # X-Call-Id: the page shows it (same origin, so no CORS exposure is needed).
     headers = {"Cache-Control": "no-store", "X-Call-Id": call.call_id}
     return Response(call.sdp, media_type="application/sdp", headers=headers)
@@ -60,4 +42,8 @@ def _sdp_text(body: bytes) -> str:
     return offer
 
 
+app = create_app(
+    [Route("/rtc", create_call, methods=["POST"])],
+    middleware=[Middleware(OriginPolicy, methods=("POST",))],
+)
 handler = make_handler(app)

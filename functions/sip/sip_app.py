@@ -9,30 +9,25 @@ from __future__ import annotations
 import json
 import time
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from shared import deps, metrics
 from shared.calls import answer_call
 from shared.errors import ClientError, ServiceError
-from shared.launcher import ObserveRequest, ObserverLauncher
+from shared.launcher import ObserveRequest
 from shared.log import logger
-from shared.policy import CallerPolicy
-from shared.secrets import SecretStore
-from shared.session import SessionConfig
-from shared.settings import Settings
-from shared.store import CallStore
-from shared.upstream import CALL_ID_PATTERN, OpenAIClient
+from shared.upstream import CALL_ID_PATTERN
 from shared.web import create_app, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
-
-app = create_app()
 
 
 class SipHeader(BaseModel):
@@ -54,32 +49,9 @@ class WebhookEvent(BaseModel):
     data: dict[str, Any] = {}
 
 
-# The body is read raw (the signature covers its exact bytes): declare it and the signature headers.
-WEBHOOK_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": WebhookEvent.model_json_schema()}},
-    },
-}
-
-
-@app.post("/sip", openapi_extra=WEBHOOK_OPENAPI)
-async def incoming_call(
-    request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
-    launcher: Annotated[ObserverLauncher, Depends(deps.use_observer_launcher)],
-    secrets: Annotated[SecretStore, Depends(deps.use_secret_store)],
-    store: Annotated[CallStore, Depends(deps.use_call_store)],
-    policy: Annotated[CallerPolicy, Depends(deps.use_caller_policy)],
-    settings: Annotated[Settings, Depends(deps.use_settings)],
-) -> Response:
+async def incoming_call(request: Request) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
-    _verify(body, dict(request.headers), secrets.signing_secret())
+    _verify(body, dict(request.headers), deps.secret_store().signing_secret())
     event = _parse_event(body)
     delivery = request.headers.get("webhook-id", "")
     if event.type != INCOMING_CALL:
@@ -92,6 +64,7 @@ async def incoming_call(
 
     logger.append_keys(call_id=call.call_id, webhook_id=delivery, source="sip")
     logger.info("incoming call", extra={"from": call.header("From")[:80], "to": call.header("To")[:80]})
+    store = deps.call_store()
     state = store.begin_delivery(delivery)
     if state in ("done", "in_progress"):
         metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="webhook")
@@ -106,11 +79,11 @@ async def incoming_call(
             accepted = await answer_call(
                 call.call_id,
                 call.header("From"),
-                client=client,
-                session=session,
+                client=deps.openai_client(),
+                session=deps.session_config(),
                 store=store,
-                policy=policy,
-                settings=settings,
+                policy=deps.caller_policy(),
+                settings=deps.settings(),
                 webhook_sent_at=request.headers.get("webhook-timestamp", ""),
             )
         except BaseException:
@@ -124,7 +97,9 @@ async def incoming_call(
         logger.info("call already accepted by an earlier delivery; starting its observer again")
     # If this launch fails the record stays `accepted`: a redelivery only starts the observer (whose
     # lease keeps it to one), it never accepts twice.
-    launcher.launch(ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time()))
+    deps.observer_launcher().launch(
+        ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time())
+    )
     store.mark_delivery(delivery, "done")
     return Response(status_code=200)
 
@@ -154,4 +129,5 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
+app = create_app([Route("/sip", incoming_call, methods=["POST"])])
 handler = make_handler(app)

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from shared import deps
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.session import SessionConfig
-from shared.settings import Settings
-from shared.upstream import OpenAIClient
 from shared.web import create_app, make_handler, read_body
 
 # A POST body is read (so its size is bounded) and then ignored: nothing in it changes the session.
 MAX_BODY_BYTES = 4 * 1024
 
-app = create_app()
-app.add_middleware(OriginPolicy, methods=("GET", "POST"))
 
-
-@app.get("/token", operation_id="mint_token_get")
-@app.post(
-    "/token",
-    operation_id="mint_token_post",
-    openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
-)
-async def mint_token(
-    request: Request,
-    client: Annotated[OpenAIClient, Depends(deps.use_openai_client)],
-    session: Annotated[SessionConfig, Depends(deps.use_session_config)],
-    settings: Annotated[Settings, Depends(deps.use_settings)],
-) -> JSONResponse:
+async def mint_token(request: Request) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
+    client, session = deps.openai_client(), deps.session_config()
     # The session comes from server settings only: nothing in the request can change it.
-    secret = await client.create_client_secret(session.to_json(), settings.token_ttl_seconds)
+    secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)
     logger.info("client secret minted", extra={"expires_at": secret["expires_at"]})
     body = {
         "value": secret["value"],
@@ -47,4 +31,8 @@ async def mint_token(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+app = create_app(
+    [Route("/token", mint_token, methods=["GET", "POST"])],
+    middleware=[Middleware(OriginPolicy, methods=("GET", "POST"))],
+)
 handler = make_handler(app)

@@ -1,0 +1,78 @@
+"""The process singletons: built once per container, thread-safe, overridable in a `with` block."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared import deps
+from shared.deps import Singleton
+from shared.launcher import DisabledObserverLauncher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_singleton_builds_once_even_when_threads_race() -> None:
+    builds: list[int] = []
+
+    def build() -> object:
+        builds.append(1)
+        time.sleep(0.05)  # wide window for a second thread to slip in
+        return object()
+
+    single = Singleton(build)
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(single())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1
+    assert all(value is seen[0] for value in seen)
+
+
+def test_override_stands_in_only_inside_the_block_and_reset_rebuilds() -> None:
+    counter = iter(range(100))
+    single = Singleton(lambda: next(counter))
+    assert single() == 0
+    with single.override(42) as value:
+        assert value == 42
+        assert single() == 42
+        with single.override(7):
+            assert single() == 7
+        assert single() == 42
+    assert single() == 0
+    single.reset()
+    assert single() == 1
+
+
+def test_reset_forgets_every_singleton(env: pytest.MonkeyPatch) -> None:
+    client, store = deps.openai_client(), deps.call_store()
+    assert deps.openai_client() is client
+    deps.reset()
+    assert deps.openai_client() is not client
+    assert deps.call_store() is not store
+    env.setenv("OBSERVER_LAUNCH", "off")
+    deps.reset()
+    assert isinstance(deps.observer_launcher(), DisabledObserverLauncher)
+
+
+@pytest.mark.parametrize("module", ["rtc_app", "token_app", "sip_app", "observer_http", "page_app"])
+def test_no_function_imports_fastapi(module: str) -> None:
+    # FastAPI costs ~280 ms of cold start (shared/web.py); nothing may bring it back in by accident.
+    folder = {"observer_http": "observer"}.get(module, module.removesuffix("_app"))
+    code = f"import sys; import {module}; print('fastapi' in sys.modules, 'starlette' in sys.modules)"
+    out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed module name
+        [sys.executable, "-c", code],
+        cwd=ROOT / "functions" / folder,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-test"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "True"]
