@@ -61,6 +61,17 @@ def _copy_functions(target: Path) -> Path:
     return target
 
 
+def _built_from_current_requirements(site: Path) -> bool:
+    """A reusable build exists and was installed from today's requirements.txt."""
+    recorded = site.parent / "requirements.txt"
+    current = (ROOT / "requirements.txt").read_text()
+    return (site / "shared").is_dir() and recorded.is_file() and recorded.read_text() == current
+
+
+def _record_requirements(site: Path) -> None:
+    (site.parent / "requirements.txt").write_text((ROOT / "requirements.txt").read_text())
+
+
 def build_all(python: str, *, reuse: bool = False) -> tuple[Build, Build]:
     """(optimised twin, naive build); `reuse` keeps earlier builds (quick runs, the smoke test)."""
     WORK.mkdir(parents=True, exist_ok=True)
@@ -69,11 +80,12 @@ def build_all(python: str, *, reuse: bool = False) -> tuple[Build, Build]:
         _pip_target(python, runtime, "boto3", compile_=True)
 
     twin = WORK / "twin"
-    if not (reuse and (twin / "layer" / "python" / "shared").is_dir()):
+    if not (reuse and _built_from_current_requirements(twin / "layer" / "python")):
         shutil.rmtree(twin, ignore_errors=True)
         make = ["make", "--no-print-directory", "-s", "-C", str(ROOT / "layer"), "build-SharedLayer"]
         make += [f"ARTIFACTS_DIR={twin / 'layer'}", f"PLATFORMS={X86}", f"PYTHON={python}"]
         subprocess.run(make, check=True)
+        _record_requirements(twin / "layer" / "python")
     else:  # reused: refresh our own package the way layer/Makefile installs it
         _copy_shared(twin / "layer" / "python")
         shared = str(twin / "layer" / "python" / "shared")
@@ -82,9 +94,10 @@ def build_all(python: str, *, reuse: bool = False) -> tuple[Build, Build]:
     optimised = Build(_copy_functions(twin / "functions"), twin / "layer" / "python", runtime)
 
     naive = WORK / "naive"
-    if not (reuse and (naive / "python" / "shared").is_dir()):
+    if not (reuse and _built_from_current_requirements(naive / "python")):
         shutil.rmtree(naive, ignore_errors=True)
         _pip_target(python, naive / "python", "--no-compile", "-r", str(ROOT / "requirements.txt"))
+        _record_requirements(naive / "python")
     _copy_shared(naive / "python")
     return optimised, Build(_copy_functions(naive / "functions"), naive / "python", runtime)
 

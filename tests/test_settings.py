@@ -49,3 +49,13 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBSERVER_LAUNCH", "sometimes")
     with pytest.raises(ValueError, match="observer_launch"):
         Settings()
+
+
+def test_keywords_win_over_the_environment_and_numbers_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REALTIME_VOICE", "cedar")
+    monkeypatch.setenv("secrets_cache_seconds", "120")  # any case, as on Lambda's console
+    settings = Settings(realtime_voice="marin")
+    assert (settings.realtime_voice, settings.secrets_cache_seconds) == ("marin", 120)
+    monkeypatch.setenv("secrets_cache_seconds", "99999")
+    with pytest.raises(ValueError, match="secrets_cache_seconds"):
+        Settings()
