@@ -24,7 +24,7 @@ from typing import Any
 from bench.artifact import Build
 from bench.procs import FakeProcess
 from bench.scenarios import ROOT, signed
-from tests.samples import load_event
+from tests.samples import incoming_call_body, load_event
 
 # (label, function dir, module, event, status the response must have)
 CASES: tuple[tuple[str, str, str, str, int], ...] = (
@@ -170,4 +170,40 @@ def measure_with_latency(
                 fake.command(f"delay {path} {latency} 1")
                 runs.append(run_once(python, optimised, case, env, "", event_file)[0])
             results.append((case[0], statistics.median(runs)))
+    return results
+
+
+DEPLOYED_IDS = [f"rtc_benchdeployed{i:04d}" for i in range(200)]
+
+
+def measure_deployed(
+    python: str, optimised: Build, env: dict[str, str], repeats: int
+) -> list[tuple[str, float, int]]:
+    """Cold starts with the settings a deployed stack gives the functions: both secrets read by ARN
+    from Secrets Manager and the call store in DynamoDB (both on the moto server), as in AWS.
+
+    Each run is a new delivery and a new call, so every run takes the whole path (a webhook the store
+    has seen would be answered as a duplicate). Returns (label, median ms, modules imported).
+    """
+    ids = iter(DEPLOYED_IDS)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            runs: list[float] = []
+            modules = 0
+            for _ in range(repeats):
+                event = load_event(case[3])
+                call_id = next(ids)
+                if case[3] == "sip":
+                    event = signed(event, body=incoming_call_body(call_id))
+                    event["headers"]["webhook-id"] = f"msg_{call_id}"
+                    event = signed(event)
+                if case[3] == "observer_async":
+                    event.update(call_id=call_id, requested_at=time.time(), call_started_at=time.time())
+                event_file = Path(tmp) / f"{case[3]}.json"
+                event_file.write_text(json.dumps(event))
+                elapsed, report = run_once(python, optimised, case, env, "", event_file)
+                runs.append(elapsed)
+                modules = int(report.get("modules", 0))
+            results.append((case[0], statistics.median(runs), modules))
     return results

@@ -56,18 +56,12 @@ QUICK = Plan(cold_repeats=1, warm_repeats=5, reuse_invocations=5, webhook_runs=5
 
 
 def dedupe_config(moto_url: str) -> tuple[str, dict[str, str]]:
-    """The webhook dedupe store the tree has, pointed at moto (none before issue 4 merges).
-
-    Picks up any `*table*` setting (e.g. a DynamoDB idempotency table) and creates that table on moto
-    with Powertools idempotency's default key (`id`), so measure 6 includes the DynamoDB round trip.
-    """
-    from shared.settings import Settings
-
-    names = [name for name in Settings.model_fields if "table" in name]
-    if not names:
-        return "none in tree", {}
+    """The webhook dedupe as deployed: the DynamoDB call store, on the template's table, on moto."""
     import boto3
 
+    from tests.calls_table import create_calls_table
+
+    table = f"bench-dedupe-{time.time_ns()}"
     dynamodb = boto3.client(
         "dynamodb",
         endpoint_url=moto_url,
@@ -75,22 +69,43 @@ def dedupe_config(moto_url: str) -> tuple[str, dict[str, str]]:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+    create_calls_table(dynamodb, table)
     env = {
+        "CALL_STORE": "dynamodb",
+        "CALLS_TABLE_NAME": table,
         "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    for name in names:
-        table = f"bench-{name.replace('_', '-')}"
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        )
-        env[name.upper()] = table
-    return f"dynamodb on moto ({', '.join(names)})", env
+    return "DynamoDB call store on moto", env
+
+
+def deployed_env(moto_url: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` turned into what template.yaml gives a deployed function: secrets by ARN (created in
+    Secrets Manager on moto) instead of values, and the DynamoDB call store (the template's table)."""
+    import boto3
+
+    from tests.calls_table import create_calls_table
+
+    aws = {"endpoint_url": moto_url, "region_name": "us-east-1"}
+    aws |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    secrets = boto3.client("secretsmanager", **aws)
+    suffix = str(time.time_ns())
+    key_arn = secrets.create_secret(Name=f"bench-key-{suffix}", SecretString=API_KEY)["ARN"]
+    signing_arn = secrets.create_secret(Name=f"bench-signing-{suffix}", SecretString=SIGNING_SECRET)["ARN"]
+    table = f"bench-calls-{suffix}"
+    create_calls_table(boto3.client("dynamodb", **aws), table)
+    deployed = {k: v for k, v in env.items() if k not in ("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET")}
+    deployed |= {
+        "OPENAI_API_KEY_SECRET_ARN": key_arn,
+        "OPENAI_SIGNING_SECRET_ARN": signing_arn,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+        "CALL_STORE": "dynamodb",
+        "CALLS_TABLE_NAME": table,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+    }
+    return deployed
 
 
 def _built_layers(template: Path, logical_id: str) -> list[str]:
@@ -152,7 +167,8 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
     optimised, naive = artifact.build_all(python, reuse=reuse_builds)
     rows: list[Row] = []
     webhook_ids = [f"rtc_benchwebhook{i:05d}" for i in range(plan.webhook_runs + 2)]
-    with moto_server() as moto_url, fake_openai(event_call_ids() + webhook_ids) as fake:
+    calls = event_call_ids() + webhook_ids + cold.DEPLOYED_IDS
+    with moto_server() as moto_url, fake_openai(calls) as fake:
         fake.command("script 0 0 0")  # the cold-start worker: open, session.created, closed
         env = clean_env(
             OPENAI_BASE_URL=fake.base_url,
@@ -187,6 +203,22 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
                     "<= 0.45",
                     c.ratio <= 0.45,
                     {"naive_ms": round(c.naive_ms)},
+                )
+            )
+        print("1/6 cold start as deployed (secrets from Secrets Manager, DynamoDB store)", file=sys.stderr)
+        for label, ms, modules in cold.measure_deployed(
+            python, optimised, deployed_env(moto_url, env), plan.cold_repeats
+        ):
+            http = label in cold.HTTP_LABELS
+            rows.append(
+                Row(
+                    "1 cold start, as deployed",
+                    label,
+                    round(ms),
+                    "ms (secrets by ARN, DynamoDB store, on moto)",
+                    "-",
+                    None,
+                    {"modules": modules},
                 )
             )
         latency = 0.3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
 from bench import warm
@@ -43,11 +44,22 @@ def test_warm_measures_run_and_see_one_connection(servers: tuple[FakeProcess, st
 
 def test_webhook_to_accept_times_each_accept(servers: tuple[FakeProcess, str]) -> None:
     fake, moto_url = servers
-    result = warm.webhook_to_accept(
-        fake, moto_url, ["rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3"], dedupe_config(moto_url)
-    )
+    label, env = dedupe_config(moto_url)
+    ids = ["rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3"]
+    result = warm.webhook_to_accept(fake, moto_url, ids, (label, env))
     assert result.runs == 1
     assert 0 < result.median_ms < 5000
+    # The deliveries were claimed in DynamoDB (on moto), not in an in-process store.
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    items = dynamodb.scan(TableName=env["CALLS_TABLE_NAME"])["Items"]
+    deliveries = [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("webhook#")]
+    assert len(deliveries) == len(ids), deliveries  # warm-ups included: one record per delivery
 
 
 def test_table_marks_pass_fail_and_report_only_rows() -> None:
