@@ -88,14 +88,15 @@ def deployed_env(moto_url: str, env: dict[str, str]) -> dict[str, str]:
 
     from tests.calls_table import create_calls_table
 
-    aws = {"endpoint_url": moto_url, "region_name": "us-east-1"}
-    aws |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    secrets = boto3.client("secretsmanager", **aws)
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    secrets = session.client("secretsmanager", endpoint_url=moto_url)
     suffix = str(time.time_ns())
     key_arn = secrets.create_secret(Name=f"bench-key-{suffix}", SecretString=API_KEY)["ARN"]
     signing_arn = secrets.create_secret(Name=f"bench-signing-{suffix}", SecretString=SIGNING_SECRET)["ARN"]
     table = f"bench-calls-{suffix}"
-    create_calls_table(boto3.client("dynamodb", **aws), table)
+    create_calls_table(session.client("dynamodb", endpoint_url=moto_url), table)
     deployed = {k: v for k, v in env.items() if k not in ("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET")}
     deployed |= {
         "OPENAI_API_KEY_SECRET_ARN": key_arn,
