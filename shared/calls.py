@@ -84,7 +84,7 @@ async def answer_call(
         if not store.take_slot(call_id, limit=policy.max_concurrent_calls, until=until):
             await reject_call(client, call_id, BUSY, "concurrent call limit reached")
             return False
-    logger.info("caller policy: accept")
+    logger.debug("caller policy: accept")  # "call accepted" (or "accept failed") follows at info
     try:
         attempt = await accept_with_retries(client, call_id, payload, settings)
     except BaseException as exc:
