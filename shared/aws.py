@@ -236,7 +236,7 @@ class AwsClient:
         attempt = 0
         while True:
             attempt += 1
-            remaining = self._budget - (time.monotonic() - started)
+            remaining = max(self._budget - (time.monotonic() - started), 0.05)
             timeout = httpx.Timeout(
                 min(ATTEMPT_TIMEOUT.read or remaining, remaining),
                 connect=min(ATTEMPT_TIMEOUT.connect or remaining, remaining),
@@ -244,7 +244,7 @@ class AwsClient:
             cause: Exception | None = None
             try:
                 response = self._client().post(path, content=body, headers=headers, timeout=timeout)
-            except httpx.TransportError as exc:  # refused, reset, timed out: never reached AWS's answer
+            except httpx.TransportError as exc:  # no answer: refused, reset, timed out
                 error = AwsError(type(exc).__name__, f"{self.service} could not be reached", 0)
                 cause = exc
             else:
