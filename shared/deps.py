@@ -86,11 +86,13 @@ def call_store() -> CallStore:
     """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
     settings = get_settings()
     if settings.call_store == "dynamodb":
-        import boto3  # only when configured: local runs never pay for it
+        from shared import aws  # only when configured: local runs never load it
 
-        # AWS_ENDPOINT_URL_DYNAMODB (read by boto3) points it at a local DynamoDB or moto_server.
+        # AWS_ENDPOINT_URL_DYNAMODB points it at a local DynamoDB or moto_server.
         return DynamoCallStore(
-            settings.calls_table_name, boto3.client("dynamodb"), lock_seconds=settings.webhook_lock_seconds
+            settings.calls_table_name,
+            aws.client("dynamodb", settings),
+            lock_seconds=settings.webhook_lock_seconds,
         )
     return MemoryCallStore(lock_seconds=settings.webhook_lock_seconds)
 
@@ -115,9 +117,7 @@ def observer_launcher() -> ObserverLauncher:
 
 @Singleton
 def _lambda_launcher() -> LambdaObserverLauncher:
-    launcher = LambdaObserverLauncher(get_settings().observer_function_name)
-    launcher.prepare()  # the boto3 client builds while the request talks to OpenAI
-    return launcher
+    return LambdaObserverLauncher(get_settings().observer_function_name)
 
 
 def install_local_launcher(launcher: ObserverLauncher | None) -> None:

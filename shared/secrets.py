@@ -1,29 +1,34 @@
 """The OpenAI API key and the webhook signing secret.
 
 Locally they come from environment variables. In AWS the functions get Secrets Manager ARNs and read
-the values at run time through Powertools' cached provider, so `aws secretsmanager put-secret-value`
-takes effect within `SECRETS_CACHE_SECONDS` without a redeploy, and no value sits in the function
-configuration.
+the values at run time (`GetSecretValue` through `shared.aws`), cached for `SECRETS_CACHE_SECONDS`, so
+`aws secretsmanager put-secret-value` takes effect within that time without a redeploy, and no value
+sits in the function configuration.
+
+Not Powertools' `SecretsProvider`: importing `aws_lambda_powertools.utilities.parameters` imports boto3
+and every provider eagerly (~207 ms of a cold start, measured with python3.13 -I -B); the cache it would
+give is the few lines below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING
 
 from shared.errors import MissingSecretError
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from shared.aws import JsonApi
 
 
 class SecretStore:
     """Reads secrets by ARN (cached) or from the environment; `refresh=True` bypasses the cache."""
 
-    def __init__(self, settings: Settings, secrets_client: Any | None = None) -> None:
+    def __init__(self, settings: Settings, secrets_client: JsonApi | None = None) -> None:
         self._settings = settings
         self._client = secrets_client
-        self._provider: SecretsProvider | None = None
+        self._cache: dict[str, tuple[float, str]] = {}  # ARN -> (monotonic time read, value)
 
     def api_key(self, *, refresh: bool = False) -> str:
         return self._read(
@@ -46,15 +51,23 @@ class SecretStore:
         return value
 
     def _fetch(self, arn: str, refresh: bool) -> str:
-        value = self._secrets_provider().get(
-            arn, max_age=self._settings.secrets_cache_seconds, force_fetch=refresh
-        )
-        return value if isinstance(value, str) else ""
+        cached = self._cache.get(arn)
+        if (
+            cached is not None
+            and not refresh
+            and time.monotonic() - cached[0] < self._settings.secrets_cache_seconds
+        ):
+            return cached[1]
+        answer = self._secrets_client().call("GetSecretValue", {"SecretId": arn})
+        value = answer.get("SecretString")
+        value = value if isinstance(value, str) else ""  # a SecretBinary secret is no usable key
+        self._cache[arn] = (time.monotonic(), value)
+        return value
 
-    def _secrets_provider(self) -> SecretsProvider:
-        # Imported here: boto3 is only paid for by functions that really read Secrets Manager.
-        if self._provider is None:
-            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    def _secrets_client(self) -> JsonApi:
+        # Imported here: only functions that really read Secrets Manager load the AWS client.
+        if self._client is None:
+            from shared import aws
 
-            self._provider = SecretsProvider(boto3_client=self._client)
-        return self._provider
+            self._client = aws.client("secretsmanager", self._settings)
+        return self._client

@@ -21,17 +21,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.errors import ServiceError
 from shared.log import logger
+
+if TYPE_CHECKING:
+    from shared.aws import JsonApi
 
 DeliveryState = Literal["new", "accepted", "done", "in_progress"]
 WEBHOOK_RECORD_SECONDS = 4 * 24 * 3600
 LEASE_RECORD_SECONDS = 24 * 3600
 SLOT_WRITE_ATTEMPTS = 12
-
-T = TypeVar("T")
 
 
 class StoreUnavailable(ServiceError):
@@ -192,12 +193,12 @@ class MemoryCallStore:
 
 
 class DynamoCallStore:
-    """The rules as DynamoDB conditional writes (low-level client: no boto3 resource layer to import).
+    """The rules as DynamoDB conditional writes, through `shared.aws` (DynamoDB's low-level JSON API).
 
     Table: partition key `pk` (S), TTL attribute `expires_at` (template.yaml `CallsTable`).
     """
 
-    def __init__(self, table_name: str, client: Any, *, lock_seconds: float = 30.0) -> None:
+    def __init__(self, table_name: str, client: JsonApi, *, lock_seconds: float = 30.0) -> None:
         if not table_name:
             raise ServiceError("Server misconfigured: CALLS_TABLE_NAME is not set")
         self._table = table_name
@@ -211,7 +212,7 @@ class DynamoCallStore:
         key = {"pk": {"S": f"webhook#{webhook_id}"}}
         try:
             answer = self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key=key,
                 UpdateExpression="SET #s = if_not_exists(#s, :new), lock_until = :lock, expires_at = :ttl",
@@ -235,7 +236,7 @@ class DynamoCallStore:
     def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
         now = time.time()
         self._call(
-            self._client.put_item,
+            "PutItem",
             TableName=self._table,
             Item={
                 "pk": {"S": f"webhook#{webhook_id}"},
@@ -247,7 +248,7 @@ class DynamoCallStore:
 
     def abandon_delivery(self, webhook_id: str) -> None:
         key = {"pk": {"S": f"webhook#{webhook_id}"}}
-        self._call(self._client.delete_item, TableName=self._table, Key=key)
+        self._call("DeleteItem", TableName=self._table, Key=key)
 
     # ----------------------------------------------------------------- observer leases
 
@@ -266,7 +267,7 @@ class DynamoCallStore:
             values[":claim"] = {"S": claim}
         try:
             answer = self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET #o = :owner, lease_until = :until, expires_at = :ttl REMOVE attached",
@@ -282,7 +283,7 @@ class DynamoCallStore:
     def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool:
         try:
             self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET #o = :successor, lease_until = :until REMOVE attached",
@@ -305,7 +306,7 @@ class DynamoCallStore:
     def mark_attached(self, call_id: str, owner: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # handed on or taken meanwhile
             self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET attached = :true",
@@ -324,7 +325,7 @@ class DynamoCallStore:
         # A failed condition: handed over or taken by someone else meanwhile, theirs to end.
         with contextlib.suppress(_ConditionFailed):
             self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET ended = :true, lease_until = :now",
@@ -340,7 +341,7 @@ class DynamoCallStore:
     def release_lease(self, call_id: str, owner: str) -> None:
         with contextlib.suppress(_ConditionFailed):
             self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET lease_until = :past",
@@ -364,7 +365,7 @@ class DynamoCallStore:
             held[call_id] = until
             try:
                 self._call(
-                    self._client.put_item,
+                    "PutItem",
                     TableName=self._table,
                     Item={
                         "pk": {"S": "slots"},
@@ -383,7 +384,7 @@ class DynamoCallStore:
     def release_slot(self, call_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # no slots item: nothing to release
             self._call(
-                self._client.update_item,
+                "UpdateItem",
                 TableName=self._table,
                 Key={"pk": {"S": "slots"}},
                 # The version bump makes a concurrent take_slot (holding an old copy) start over.
@@ -396,15 +397,18 @@ class DynamoCallStore:
     # ----------------------------------------------------------------- plumbing
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        answer = self._call(self._client.get_item, TableName=self._table, Key=key, ConsistentRead=True)
+        answer = self._call("GetItem", TableName=self._table, Key=key, ConsistentRead=True)
         item = answer.get("Item")
         return item if isinstance(item, dict) else None
 
-    def _call(self, operation: Callable[..., T], **kwargs: Any) -> T:
+    def _call(self, operation: str, **payload: Any) -> dict[str, Any]:
+        """One DynamoDB operation; the arguments are its request (low-level JSON, as AWS documents it)."""
         try:
-            return operation(**kwargs)
+            return self._client.call(operation, payload)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            from shared.aws import AwsError  # loaded already: the client is shared.aws's
+
+            code = exc.code if isinstance(exc, AwsError) else ""
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed from None
             logger.error("call store error", extra={"error": type(exc).__name__, "code": code})

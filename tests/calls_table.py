@@ -1,4 +1,4 @@
-"""The calls table as template.yaml declares it (`CallsTable`), created in moto for tests."""
+"""The calls table as template.yaml declares it (`CallsTable`), created on a moto server for tests."""
 
 from __future__ import annotations
 
@@ -73,25 +73,6 @@ class SerialMotoServer:
         self._thread.join(timeout=5)
 
 
-class Serialized:
-    """A boto3 client proxy letting one request at a time reach in-process moto (see above)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return call
-
-
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -100,7 +81,7 @@ AWS_TEST_ENV = {
 
 
 def dynamodb_client(endpoint: str) -> Any:
-    """A DynamoDB client for the moto server at `endpoint`, with moto's dummy credentials."""
+    """A boto3 DynamoDB client (table admin in tests) for the moto server at `endpoint`, dummy credentials."""
     import boto3
 
     return boto3.client(

@@ -43,7 +43,16 @@ ENV_NAMES = (
     # Issue 4: call store, caller policy, call limits.
     "CALL_STORE",
     "CALLS_TABLE_NAME",
+    # AWS (shared/aws.py): a developer's shell never points a test at a real account.
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "OBSERVER_STOP_MARGIN_SECONDS",
     "OBSERVER_HANDOFF_SECONDS",
     "WEBHOOK_LOCK_SECONDS",
@@ -156,7 +165,8 @@ def response_json(result: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """One moto server (DynamoDB) for the session; tests create their own uniquely named tables."""
+    """One moto server (DynamoDB, Secrets Manager, Lambda, IAM) on 127.0.0.1 for the session; tests create
+    their own uniquely named tables, secrets and functions. Our AWS client speaks real HTTP to it."""
     from tests.calls_table import SerialMotoServer
 
     with SerialMotoServer() as server:

@@ -2,15 +2,28 @@
 
 SAM policy templates are expanded here from their published definitions (the few this project may
 use); `LambdaInvokePolicy` is refused because it grants `function:<name>*` (a prefix, not one function).
+The grants are also checked against the code's real calls: every AWS call shared/ makes, sent over HTTP
+to moto with IAM authentication on, must pass with exactly the granted actions and use each of them.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from moto.core.authorization import enable_iam_authentication
 
 from local_api.routes import load_template
+from shared.aws import AwsClient, AwsConfig
+from shared.launcher import LambdaObserverLauncher, ObserveRequest
+from shared.secrets import SecretStore
+from shared.settings import Settings
+from shared.store import DynamoCallStore, StoreUnavailable
+from tests.calls_table import create_calls_table, dynamodb_client
+from tests.moto_aws import Recording, boto3_client, iam_user, register_function
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -163,3 +176,96 @@ def test_allowed_origins_reach_cors_and_the_page_functions() -> None:
     assert configured["AllowMethods"] == ["GET", "POST"]
     for name in ("RtcFunction", "TokenFunction"):
         assert functions()[name]["Environment"]["Variables"]["ALLOWED_ORIGINS"] == "AllowedOrigins"
+
+
+# ----------------------------------------------------------------- the grants against the code's calls
+
+MOTO_ACTION = {"lambda:InvokeFunction": "lambda:Invoke"}  # moto names the action after the operation
+
+
+def granted_actions() -> set[str]:
+    return {action for props in functions().values() for action, _ in grants(props)}
+
+
+def every_aws_call(endpoint: str, user: AwsConfig, wire: Recording) -> dict[str, Any]:
+    """Drive every code path of shared/ that calls AWS: each call store operation, both secrets, a launch."""
+    table = f"calls-{uuid.uuid4().hex[:8]}"
+    create_calls_table(dynamodb_client(endpoint), table)
+    secrets = boto3_client("secretsmanager", endpoint)
+    key_arn = secrets.create_secret(Name=f"key-{uuid.uuid4().hex[:8]}", SecretString="sk-iam")["ARN"]
+    signing_arn = secrets.create_secret(Name=f"sig-{uuid.uuid4().hex[:8]}", SecretString="whsec_iam")["ARN"]
+    function = register_function(endpoint)
+
+    def client(service: Any) -> AwsClient:
+        return AwsClient(service, user, transport=wire, max_attempts=1)
+
+    outcomes: dict[str, Any] = {}
+    with enable_iam_authentication():
+        store = DynamoCallStore(table, client("dynamodb"))
+        steps: dict[str, Callable[[], object]] = {
+            "begin_delivery": lambda: (store.begin_delivery("wh_1"), store.begin_delivery("wh_1")),
+            "mark_delivery": lambda: store.mark_delivery("wh_1", "accepted"),
+            "abandon_delivery": lambda: store.abandon_delivery("wh_1"),
+            "acquire_lease": lambda: store.acquire_lease("rtc_1", "gen0", until=time.time() + 60),
+            "hand_over": lambda: store.hand_over("rtc_1", "gen0", "handoff:1", until=time.time() + 60),
+            "claim": lambda: store.acquire_lease("rtc_1", "gen1", until=time.time() + 60, claim="handoff:1"),
+            "mark_attached": lambda: store.mark_attached("rtc_1", "gen1"),
+            "attached_owner": lambda: store.attached_owner("rtc_1"),
+            "lease_owner": lambda: store.lease_owner("rtc_1"),
+            "release_lease": lambda: store.release_lease("rtc_1", "gen1"),
+            "end_lease": lambda: store.end_lease("rtc_1", "gen1"),
+            "take_slot": lambda: store.take_slot("rtc_1", limit=2, until=time.time() + 60),
+            "release_slot": lambda: store.release_slot("rtc_1"),
+        }
+        for name, step in steps.items():
+            try:
+                outcomes[name] = step()
+            except StoreUnavailable as exc:
+                outcomes[name] = exc
+        settings = Settings(openai_api_key_secret_arn=key_arn, openai_signing_secret_arn=signing_arn)
+        secret_store = SecretStore(settings, client("secretsmanager"))
+        outcomes["secrets"] = (secret_store.api_key(), secret_store.signing_secret())
+        LambdaObserverLauncher(function, client("lambda")).launch(
+            ObserveRequest(call_id="rtc_1", source="sip")
+        )
+    return outcomes
+
+
+def actions_sent(wire: Recording) -> set[str]:
+    """The IAM action of each request that went out, read from the wire."""
+    sent = set()
+    for exchange in wire.exchanges:
+        target = exchange.request.headers.get("x-amz-target", "")
+        if target.startswith("DynamoDB_20120810."):
+            sent.add("dynamodb:" + target.split(".", 1)[1])
+        elif target.startswith("secretsmanager."):
+            sent.add("secretsmanager:" + target.split(".", 1)[1])
+        else:
+            assert exchange.request.url.path.endswith("/invocations"), exchange.request.url
+            sent.add("lambda:InvokeFunction")
+    return sent
+
+
+def test_the_code_calls_exactly_the_granted_actions(moto_endpoint: str) -> None:
+    granted = granted_actions()
+    user = iam_user(moto_endpoint, sorted(MOTO_ACTION.get(a, a) for a in granted))
+    wire = Recording()
+    outcomes = every_aws_call(moto_endpoint, user, wire)
+    assert not [name for name, outcome in outcomes.items() if isinstance(outcome, Exception)]
+    assert outcomes["begin_delivery"] == ("new", "in_progress")
+    assert outcomes["secrets"] == ("sk-iam", "whsec_iam")
+    # Every request passed moto's signature and permission checks (a failed condition is DynamoDB's 400).
+    assert {e.status for e in wire.exchanges} <= {200, 202, 400}
+    assert actions_sent(wire) == granted
+
+
+def test_a_missing_grant_is_refused(moto_endpoint: str) -> None:
+    """The check above has teeth: without one granted action, the call that needs it is refused."""
+    granted = granted_actions() - {"dynamodb:DeleteItem"}
+    user = iam_user(moto_endpoint, sorted(MOTO_ACTION.get(a, a) for a in granted))
+    wire = Recording()
+    outcomes = every_aws_call(moto_endpoint, user, wire)
+    refused = {name for name, outcome in outcomes.items() if isinstance(outcome, StoreUnavailable)}
+    assert refused == {"abandon_delivery"}
+    cause = outcomes["abandon_delivery"].__cause__
+    assert (cause.code, cause.status) == ("AccessDenied", 403)

@@ -1,15 +1,12 @@
-"""Observer launchers: the Lambda async invoke (moto), the local thread launcher, and the selection."""
+"""Observer launchers: the Lambda async invoke (moto server), the local thread launcher, and the selection."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from shared import deps
 from shared.errors import ServiceError
@@ -19,32 +16,14 @@ from shared.launcher import (
     LocalObserverLauncher,
     ObserveRequest,
 )
+from tests.calls_table import AWS_TEST_ENV
+from tests.moto_aws import Recording, aws_client, register_function
 
 
-class SpyClient:
-    """Records invoke() arguments, then passes them to the real (moto) client."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.calls: list[dict[str, Any]] = []
-
-    def invoke(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
-        return self.client.invoke(**kwargs)
-
-
-@pytest.fixture
-def lambda_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        yield boto3.client("lambda", region_name="us-east-1")
-
-
-def test_lambda_launcher_invokes_the_observer_asynchronously(lambda_client: Any) -> None:
-    spy = SpyClient(lambda_client)
-    launcher = LambdaObserverLauncher("hello-realtime-observer", spy)
+def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str) -> None:
+    function = register_function(moto_endpoint)
+    wire = Recording()
+    launcher = LambdaObserverLauncher(function, aws_client("lambda", moto_endpoint, transport=wire))
     launcher.launch(
         ObserveRequest(
             call_id="rtc_abc",
@@ -54,10 +33,13 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(lambda_client: Any)
             generation=2,
         )
     )
-    (call,) = spy.calls
-    assert call["FunctionName"] == "hello-realtime-observer"
-    assert call["InvocationType"] == "Event"
-    assert json.loads(call["Payload"]) == {
+    # One request, over real HTTP, queued by moto's Lambda (which checks no name: asserted here).
+    (sent,) = wire.exchanges
+    assert sent.status == 202
+    assert sent.request.method == "POST"
+    assert sent.request.url.path == f"/2015-03-31/functions/{function}/invocations"
+    assert sent.request.headers["x-amz-invocation-type"] == "Event"
+    assert json.loads(sent.body) == {
         "call_id": "rtc_abc",
         "source": "sip",
         "requested_at": 1760000000.5,
@@ -68,11 +50,47 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(lambda_client: Any)
 
 def test_lambda_launcher_refuses_a_failed_invoke() -> None:
     class Failing:
-        def invoke(self, **kwargs: Any) -> dict[str, Any]:
-            return {"StatusCode": 500}
+        def invoke_async(self, function_name: str, payload: bytes) -> int:
+            return 200  # anything but 202 (queued) is not a launch
 
     with pytest.raises(ServiceError, match="Observer launch failed"):
         LambdaObserverLauncher("fn", Failing()).launch(ObserveRequest(call_id="rtc_a", source="api"))
+
+
+def test_lambda_launcher_from_the_environment(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As deployed: OBSERVER_FUNCTION_NAME, credentials and AWS_ENDPOINT_URL_LAMBDA (botocore's name)."""
+    function = register_function(moto_endpoint)
+    for name, value in {
+        **AWS_TEST_ENV,
+        "OBSERVER_LAUNCH": "lambda",
+        "OBSERVER_FUNCTION_NAME": function,
+        "AWS_ENDPOINT_URL_LAMBDA": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        deps.reset()
+        launcher = deps.observer_launcher()
+        assert isinstance(launcher, LambdaObserverLauncher)
+        launcher.launch(ObserveRequest(call_id="rtc_env", source="webrtc"))
+        launcher.launch(ObserveRequest(call_id="rtc_env2", source="webrtc"))
+        assert deps.observer_launcher() is launcher
+    finally:
+        deps.reset()
+
+
+def test_lambda_launcher_without_aws_configuration_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OBSERVER_FUNCTION_NAME", "stack-observer")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        deps.reset()
+        launcher = LambdaObserverLauncher("stack-observer")  # builds nothing yet
+        with pytest.raises(ServiceError, match="AWS_REGION"):
+            launcher.launch(ObserveRequest(call_id="rtc_a", source="api"))
+    finally:
+        deps.reset()
 
 
 def test_lambda_launcher_needs_a_function_name() -> None:

@@ -1,15 +1,14 @@
-"""Swapping a secret in Secrets Manager (moto): honoured within the cache period, and at once after a 401."""
+"""Swapping a secret in Secrets Manager (moto server): honoured within the cache period, and after a 401."""
 
 from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 import rtc_app
 import sip_app
@@ -17,6 +16,7 @@ from shared import deps
 from tests import tally
 from tests.conftest import FakeContext, RecordingLauncher, incoming_call_body, load_event, sign, with_body
 from tests.fake_openai import FakeOpenAI
+from tests.moto_aws import boto3_client
 from tests.output_audit import AUDIT
 
 OLD_KEY = "sk-rotation-old-0123456789"
@@ -27,7 +27,7 @@ CACHE_SECONDS = 1
 
 
 @pytest.fixture
-def secrets(env: pytest.MonkeyPatch, fake: FakeOpenAI) -> Iterator[dict[str, Any]]:
+def secrets(env: pytest.MonkeyPatch, fake: FakeOpenAI, moto_endpoint: str) -> Iterator[dict[str, Any]]:
     AUDIT.plant(OLD_KEY, "OpenAI API key (rotated out)")
     AUDIT.plant(NEW_KEY, "OpenAI API key (rotated in)")
     AUDIT.plant_signing_secret(OLD_SIGNING, "signing secret (rotated out)")
@@ -37,23 +37,24 @@ def secrets(env: pytest.MonkeyPatch, fake: FakeOpenAI) -> Iterator[dict[str, Any
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "SECRETS_CACHE_SECONDS": str(CACHE_SECONDS),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_endpoint,  # what the functions read secrets from
     }.items():
         env.setenv(name, value)
     env.delenv("OPENAI_API_KEY")
     env.delenv("OPENAI_SIGNING_SECRET")
     original_key = fake.api_key
-    with mock_aws():
-        client = boto3.client("secretsmanager", region_name="us-east-1")
-        key_arn = client.create_secret(Name="openai-key", SecretString=OLD_KEY)["ARN"]
-        signing_arn = client.create_secret(Name="signing", SecretString=OLD_SIGNING)["ARN"]
-        env.setenv("OPENAI_API_KEY_SECRET_ARN", key_arn)
-        env.setenv("OPENAI_SIGNING_SECRET_ARN", signing_arn)
-        deps.reset()
-        fake.api_key = OLD_KEY
-        try:
-            yield {"client": client, "key": key_arn, "signing": signing_arn}
-        finally:
-            fake.api_key = original_key
+    client = boto3_client("secretsmanager", moto_endpoint)  # the operator's side: create, rotate
+    suffix = uuid.uuid4().hex[:8]
+    key_arn = client.create_secret(Name=f"openai-key-{suffix}", SecretString=OLD_KEY)["ARN"]
+    signing_arn = client.create_secret(Name=f"signing-{suffix}", SecretString=OLD_SIGNING)["ARN"]
+    env.setenv("OPENAI_API_KEY_SECRET_ARN", key_arn)
+    env.setenv("OPENAI_SIGNING_SECRET_ARN", signing_arn)
+    deps.reset()
+    fake.api_key = OLD_KEY
+    try:
+        yield {"client": client, "key": key_arn, "signing": signing_arn}
+    finally:
+        fake.api_key = original_key
 
 
 def rotate_key(secrets: dict[str, Any], fake: FakeOpenAI) -> None:

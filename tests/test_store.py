@@ -1,55 +1,46 @@
-"""The call store's rules, the same for the in-process store and for DynamoDB (moto, in-process)."""
+"""The call store's rules, the same for the in-process store and for DynamoDB (a moto server, real HTTP)."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
+from shared.aws import AwsClient, AwsError
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore, StoreUnavailable
-from tests.calls_table import AWS_TEST_ENV, Serialized, create_calls_table, dynamodb_client, table_properties
+from tests.calls_table import create_calls_table, dynamodb_client, table_properties
+from tests.conftest import LogCapture
+from tests.moto_aws import aws_client
 
 LOCK = 0.5  # seconds a delivery stays "in progress" in these tests
 
 
-@pytest.fixture(scope="module")
-def moto_in_process() -> Iterator[Any]:
-    """moto in-process, started once for the module (starting it costs about a second)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_TEST_ENV.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1")
+@pytest.fixture
+def table(moto_endpoint: str) -> str:
+    """A fresh calls table (template.yaml's schema) on the session's moto server."""
+    name = f"calls-{uuid.uuid4().hex[:8]}"
+    create_calls_table(dynamodb_client(moto_endpoint), name)
+    return name
 
 
 @pytest.fixture
-def aws(moto_in_process: Any) -> Any:
-    """A fresh `calls` table in in-process moto."""
-    if "calls" in moto_in_process.list_tables()["TableNames"]:
-        moto_in_process.delete_table(TableName="calls")
-    create_calls_table(moto_in_process, "calls")
-    return moto_in_process
+def dynamodb(moto_endpoint: str) -> AwsClient:
+    """shared.aws's DynamoDB client on the moto server (what the store uses in AWS)."""
+    return aws_client("dynamodb", moto_endpoint)
 
 
-@pytest.fixture(params=["memory", "dynamodb", "moto_server"])
+@pytest.fixture(params=["memory", "moto_server"])
 def make_store(request: pytest.FixtureRequest) -> Callable[[float], CallStore]:
     """Builds the store under test with a given delivery lock time."""
     if request.param == "memory":
         return lambda lock: MemoryCallStore(lock_seconds=lock)
-    if request.param == "dynamodb":  # moto in-process
-        client = Serialized(request.getfixturevalue("aws"))
-        return lambda lock: DynamoCallStore("calls", client, lock_seconds=lock)
-    server = dynamodb_client(request.getfixturevalue("moto_endpoint"))
-    table = f"calls-{uuid.uuid4().hex[:8]}"
-    create_calls_table(server, table)
-    return lambda lock: DynamoCallStore(table, server, lock_seconds=lock)
+    # The server answers one request at a time (SerialMotoServer): DynamoDB's atomic conditional writes.
+    client, table = request.getfixturevalue("dynamodb"), request.getfixturevalue("table")
+    return lambda lock: DynamoCallStore(table, client, lock_seconds=lock)
 
 
 @pytest.fixture
@@ -57,12 +48,22 @@ def store(make_store: Callable[[float], CallStore]) -> CallStore:
     return make_store(LOCK)
 
 
-def test_the_test_table_has_the_template_ttl_attribute(aws: Any) -> None:
-    ttl = aws.describe_time_to_live(TableName="calls")["TimeToLiveDescription"]
+def test_the_test_table_has_the_template_ttl_attribute(moto_endpoint: str, table: str) -> None:
+    ttl = dynamodb_client(moto_endpoint).describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert (
         ttl["AttributeName"] == "expires_at" == table_properties()["TimeToLiveSpecification"]["AttributeName"]
     )
     assert ttl["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_records_carry_the_ttl_attribute(moto_endpoint: str, table: str, dynamodb: AwsClient) -> None:
+    store = DynamoCallStore(table, dynamodb, lock_seconds=LOCK)
+    store.begin_delivery("wh_ttl")
+    item = dynamodb_client(moto_endpoint).get_item(TableName=table, Key={"pk": {"S": "webhook#wh_ttl"}})[
+        "Item"
+    ]
+    assert item["status"] == {"S": "in_progress"}
+    assert int(item["expires_at"]["N"]) > time.time() + 3 * 24 * 3600  # kept beyond OpenAI's 72 h of retries
 
 
 def test_a_delivery_is_claimed_once_then_reported_as_a_duplicate(store: CallStore) -> None:
@@ -195,13 +196,29 @@ def test_concurrent_slot_takers_never_exceed_the_limit(store: CallStore) -> None
         assert sum(pool.map(take, range(12))) == 3
 
 
-def test_an_unreachable_table_is_a_503(aws: Any) -> None:
-    store = DynamoCallStore("no-such-table", aws)
+def test_a_missing_table_is_a_503(dynamodb: AwsClient, logs: LogCapture) -> None:
+    store = DynamoCallStore("no-such-table", dynamodb)
     with pytest.raises(StoreUnavailable) as caught:
         store.begin_delivery("wh_1")
     assert caught.value.status_code == 503
+    assert isinstance(caught.value.__cause__, AwsError)
+    assert caught.value.__cause__.code == "ResourceNotFoundException"
+    (logged,) = logs.messages("call store error")
+    assert (logged["error"], logged["code"]) == ("AwsError", "ResourceNotFoundException")
 
 
-def test_the_dynamo_store_needs_a_table_name(aws: Any) -> None:
+def test_an_unreachable_store_is_a_503_within_the_retry_budget() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = DynamoCallStore("calls", aws_client("dynamodb", f"http://127.0.0.1:{port}", budget_seconds=1.0))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        store.take_slot("rtc_1", limit=1, until=time.time() + 60)
+    assert caught.value.status_code == 503
+    assert time.monotonic() - started < 2.5
+
+
+def test_the_dynamo_store_needs_a_table_name(dynamodb: AwsClient) -> None:
     with pytest.raises(Exception, match="CALLS_TABLE_NAME"):
-        DynamoCallStore("", aws)
+        DynamoCallStore("", dynamodb)
