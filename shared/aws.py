@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 import random
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import httpx
 from httpx_auth import AWS4Auth
 
+from shared import tls
 from shared.errors import ServiceError, redact
 from shared.log import logger
 from shared.settings import Settings
@@ -146,12 +145,6 @@ def default_endpoint(service: Service, region: str) -> str:
     return f"https://{service}.{region}.{suffix}"
 
 
-@lru_cache(maxsize=1)
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every AWS client of the process: loading the CA bundle costs ~25 ms each time."""
-    return httpx.create_ssl_context()
-
-
 class AwsClient:
     """One service's client: a pooled sync httpx.Client (opened at first use), SigV4-signed, with retries.
 
@@ -227,7 +220,7 @@ class AwsClient:
                         auth=auth,
                         timeout=ATTEMPT_TIMEOUT,
                         transport=self._transport,
-                        verify=_tls() if self._transport is None else True,
+                        verify=tls.client_context() if self._transport is None else True,
                     )
         return self._http
 

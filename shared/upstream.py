@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from shared import tls
 from shared.errors import UpstreamError, UpstreamTimeout, redact
 from shared.secrets import SecretStore
 from shared.settings import Settings
@@ -61,6 +62,7 @@ class OpenAIClient:
                 base_url=self.base_url,
                 transport=self._transport,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                verify=tls.client_context() if self._transport is None else True,
             )
             self._clients[loop] = client
         return client

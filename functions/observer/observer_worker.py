@@ -26,7 +26,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from shared import deps, metrics
+from shared import deps, metrics, tls
 from shared.errors import ServiceError, UpstreamError
 from shared.launcher import ObserveRequest
 from shared.log import logger
@@ -111,8 +111,9 @@ async def observe(
     try:
         # No permessage-deflate: inflating every small event costs the observer more CPU (and a zlib
         # context's memory) than the bytes it saves on a loopback-to-region socket.
+        tls_context = {"ssl": tls.client_context()} if url.startswith("wss://") else {}
         websocket: ClientConnection = await connect(
-            url, additional_headers=make_headers(api_key), compression=None
+            url, additional_headers=make_headers(api_key), compression=None, **tls_context
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

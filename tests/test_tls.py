@@ -1,0 +1,57 @@
+"""One TLS context per process: every outgoing connection verifies against the same loaded CA bundle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import observer_worker
+from shared import aws, tls
+from shared.launcher import ObserveRequest
+from shared.secrets import SecretStore
+from shared.settings import Settings
+from shared.upstream import OpenAIClient
+
+
+def _pool_context(client: Any) -> Any:
+    return client._transport._pool._ssl_context  # httpx -> httpcore pool: what its connections use
+
+
+def test_openai_and_aws_clients_share_one_context(env: pytest.MonkeyPatch) -> None:
+    settings = Settings(
+        openai_base_url="https://api.openai.example/v1",
+        aws_default_region="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="not-a-real-secret",  # type: ignore[arg-type]  # pydantic makes it a SecretStr
+    )
+    openai = OpenAIClient(settings, SecretStore(settings))
+
+    async def http_client() -> Any:
+        return openai._http()
+
+    assert _pool_context(asyncio.run(http_client())) is tls.client_context()
+    dynamodb = aws.AwsClient("dynamodb", aws.AwsConfig.from_settings("dynamodb", settings))
+    assert _pool_context(dynamodb._client()) is tls.client_context()
+
+
+@pytest.mark.parametrize(
+    ("url", "shared"), [("wss://api.openai.example/v1/realtime", True), ("ws://x/", False)]
+)
+def test_sideband_uses_the_shared_context_for_wss(url: str, shared: bool) -> None:
+    seen: dict[str, Any] = {}
+
+    async def connect(target: str, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise OSError("not connecting in this test")
+
+    async def run() -> None:
+        request = ObserveRequest(call_id="rtc_tls", source="api")
+        await observer_worker.observe(
+            request, url=url, api_key="sk-test", greeting_delay=0, time_budget=1, connect=connect
+        )
+
+    with pytest.raises(OSError):
+        asyncio.run(run())
+    assert (seen.get("ssl") is tls.client_context()) is shared
