@@ -52,6 +52,6 @@ def test_sideband_uses_the_shared_context_for_wss(url: str, shared: bool) -> Non
             request, url=url, api_key="sk-test", greeting_delay=0, time_budget=1, connect=connect
         )
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="not connecting"):
         asyncio.run(run())
     assert (seen.get("ssl") is tls.client_context()) is shared
