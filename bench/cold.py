@@ -156,8 +156,8 @@ def measure_with_latency(
 ) -> list[tuple[str, float]]:
     """Cold /rtc and /sip when OpenAI takes `latency` seconds to answer, as it does in production.
 
-    Report-only: it shows the work a cold start overlaps with that wait (the observer launcher builds
-    its boto3 client in the background), which a zero-latency fake cannot show.
+    Report-only: what a caller waits for on a cold container when the upstream is not instant (the
+    figure minus `latency` is our own cold cost), which a zero-latency fake cannot show.
     """
     results = []
     with tempfile.TemporaryDirectory() as tmp:
