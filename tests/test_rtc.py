@@ -53,6 +53,30 @@ def test_video_flag_is_accepted(fake: FakeOpenAI, launcher: RecordingLauncher) -
     assert len(launcher.requests) == 1
 
 
+@pytest.mark.parametrize("value", ["maybe", "", "2"])
+def test_a_video_flag_that_is_not_a_boolean_is_refused_before_any_upstream_call(
+    fake: FakeOpenAI, launcher: RecordingLauncher, value: str
+) -> None:
+    event = load_event("rtc_video")
+    event["rawQueryString"] = f"video={value}"
+    event["queryStringParameters"] = {"video": value}
+    result = rtc_app.handler(event, FakeContext())
+    assert result["statusCode"] == 400
+    assert response_json(result)["error"] == "Invalid request: query.video must be true or false"
+    assert fake.requests_to("/realtime/calls") == []
+    assert launcher.requests == []
+
+
+@pytest.mark.parametrize("value", ["true", "1", "on", "FALSE", "no"])
+def test_video_flag_takes_the_usual_boolean_spellings(
+    fake: FakeOpenAI, launcher: RecordingLauncher, value: str
+) -> None:
+    event = load_event("rtc_video")
+    event["rawQueryString"] = f"video={value}"
+    event["queryStringParameters"] = {"video": value}
+    assert rtc_app.handler(event, FakeContext())["statusCode"] == 200
+
+
 def test_base64_encoded_offer_is_decoded(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
     event = load_event("rtc")
     offer = body_of(event)
