@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 
 import observer_app
+import observer_worker
 from tests.conftest import API_KEY, FakeContext, LogCapture, RecordingLauncher, load_event, response_json
 from tests.fake_openai import FakeOpenAI, default_sideband_script
 
@@ -123,3 +125,27 @@ def test_missing_key_ends_the_worker(fake: FakeOpenAI, env: pytest.MonkeyPatch) 
     deps.reset()
     assert observer_app.handler(worker_event(), FakeContext())["outcome"] == "refused"
     assert fake.requests == []
+
+
+def test_deltas_are_counted_from_their_head_and_everything_else_is_parsed(logs: LogCapture) -> None:
+    frames = [
+        '{"type":"response.output_audio_transcript.delta","delta":"Hel"}',  # as the fake orders it
+        '{"event_id": "event_9", "type": "response.output_audio.delta", "delta": "AAAA"}',  # docs' order
+        '{"delta": "lo", "type": "response.output_text.delta"}',  # another order: parsed, still a delta
+        '{"type":"response.done","response":{"status":"completed"}}',
+        '{"type":"response.done"',  # broken, not a delta: warned about and not counted
+    ]
+
+    class Socket:
+        def __aiter__(self) -> Any:
+            return self._frames()
+
+        async def _frames(self) -> Any:
+            for frame in frames:
+                yield frame
+
+    result = observer_worker.ObserveResult("closed")
+    asyncio.run(observer_worker._read(Socket(), "rtc_heads", result))  # type: ignore[arg-type]
+    assert result.events == 4
+    assert [r["event_type"] for r in logs.messages("sideband event")] == ["response.done"]
+    assert len(logs.messages("sideband frame is not a JSON event")) == 1

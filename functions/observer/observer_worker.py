@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -170,9 +171,19 @@ async def observe(
     return result
 
 
+# Deltas (audio and transcript chunks) are most of a call's events and are only counted, never
+# logged: their type is read from the frame's head instead of parsing the whole JSON (~13 % of the
+# observer's CPU, `make bench` measure 5). Any other head, or an event_id/type order this does not
+# expect, falls back to the full parse. A delta frame broken after its head is counted, not warned.
+_DELTA_HEAD = re.compile(r'\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"[a-z0-9_.]+\.delta"')
+
+
 async def _read(websocket: ClientConnection, call_id: str, result: ObserveResult) -> None:
     try:
         async for message in websocket:
+            if isinstance(message, str) and _DELTA_HEAD.match(message):
+                result.events += 1
+                continue
             event = _parse(message)
             if event is None:
                 logger.warning("sideband frame is not a JSON event", extra={"call_id": call_id})
