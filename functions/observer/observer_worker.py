@@ -172,8 +172,8 @@ async def observe(
 
 
 # Deltas (audio and transcript chunks) are most of a call's events and are only counted, never
-# logged: their type is read from the frame's head instead of parsing the whole JSON (~13 % of the
-# observer's CPU, `make bench` measure 5). Any other head, or an event_id/type order this does not
+# logged: their type is read from the frame's head instead of parsing the whole JSON (19.1 -> 16.9 ms
+# of CPU per 1,000 events, `make bench` measure 5). Any other head, or an event_id/type order this does not
 # expect, falls back to the full parse. A delta frame broken after its head is counted, not warned.
 _DELTA_HEAD = re.compile(r'\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"[a-z0-9_.]+\.delta"')
 
