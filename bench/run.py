@@ -57,19 +57,11 @@ QUICK = Plan(cold_repeats=1, warm_repeats=5, reuse_invocations=5, webhook_runs=5
 
 def dedupe_config(moto_url: str) -> tuple[str, dict[str, str]]:
     """The webhook dedupe as deployed: the DynamoDB call store, on the template's table, on moto."""
-    import boto3
-
     from tests.calls_table import create_calls_table
+    from tests.moto_aws import boto3_client
 
     table = f"bench-dedupe-{time.time_ns()}"
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    create_calls_table(dynamodb, table)
+    create_calls_table(boto3_client("dynamodb", moto_url), table)
     env = {
         "CALL_STORE": "dynamodb",
         "CALLS_TABLE_NAME": table,
@@ -84,19 +76,15 @@ def dedupe_config(moto_url: str) -> tuple[str, dict[str, str]]:
 def deployed_env(moto_url: str, env: dict[str, str]) -> dict[str, str]:
     """`env` turned into what template.yaml gives a deployed function: secrets by ARN (created in
     Secrets Manager on moto) instead of values, and the DynamoDB call store (the template's table)."""
-    import boto3
-
     from tests.calls_table import create_calls_table
+    from tests.moto_aws import boto3_client
 
-    session = boto3.session.Session(
-        region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
-    secrets = session.client("secretsmanager", endpoint_url=moto_url)
+    secrets = boto3_client("secretsmanager", moto_url)
     suffix = str(time.time_ns())
     key_arn = secrets.create_secret(Name=f"bench-key-{suffix}", SecretString=API_KEY)["ARN"]
     signing_arn = secrets.create_secret(Name=f"bench-signing-{suffix}", SecretString=SIGNING_SECRET)["ARN"]
     table = f"bench-calls-{suffix}"
-    create_calls_table(session.client("dynamodb", endpoint_url=moto_url), table)
+    create_calls_table(boto3_client("dynamodb", moto_url), table)
     deployed = {k: v for k, v in env.items() if k not in ("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET")}
     deployed |= {
         "OPENAI_API_KEY_SECRET_ARN": key_arn,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
 from bench import warm
 from bench.procs import FakeProcess, fake_openai, moto_server
 from bench.run import Row, dedupe_config, table
 from bench.scenarios import event_call_ids, realistic_script
+from tests.moto_aws import boto3_client
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +50,7 @@ def test_webhook_to_accept_times_each_accept(servers: tuple[FakeProcess, str]) -
     assert result.runs == 1
     assert 0 < result.median_ms < 5000
     # The deliveries were claimed in DynamoDB (on moto), not in an in-process store.
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    items = dynamodb.scan(TableName=env["CALLS_TABLE_NAME"])["Items"]
+    items = boto3_client("dynamodb", moto_url).scan(TableName=env["CALLS_TABLE_NAME"])["Items"]
     deliveries = [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("webhook#")]
     assert len(deliveries) == len(ids), deliveries  # warm-ups included: one record per delivery
 
