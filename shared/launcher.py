@@ -44,9 +44,9 @@ class ObserverLauncher(Protocol):
 class LambdaObserverLauncher:
     """Invokes the observer function asynchronously (`InvocationType="Event"`): returns at once.
 
-    The client (`shared.aws`, on httpx) is opened at the first launch: ~40 ms when it is the process's
-    first AWS client (httpx-auth import, TLS context), ~6 ms once it has one (python3.13 -I -B, against
-    moto). boto3 cost ~0.25 s, which a background thread used to hide behind the OpenAI call.
+    The client (`shared.aws`, on httpx) is opened at the first launch: a few ms plus httpx-auth's
+    ~13 ms import when it is the process's first AWS client (the TLS context is shared, `shared.tls`).
+    boto3 cost ~0.25 s, which a background thread used to hide behind the OpenAI call.
     """
 
     def __init__(self, function_name: str, lambda_client: AsyncInvoker | None = None) -> None:

@@ -130,11 +130,28 @@ def fake_server() -> Iterator[FakeOpenAI]:
         yield fake
 
 
+def _fresh(server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """A long-lived fake with clean recordings (and fault settings) for one test."""
+    server.reset()
+    yield server
+    server.reset()
+
+
 @pytest.fixture
 def fake(fake_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
+    yield from _fresh(fake_server)
+
+
+@pytest.fixture(scope="session")
+def rtc_fake() -> Iterator[FakeOpenAI]:
+    """The fake with its aiortc WebRTC peer (tests/fake_webrtc.py), started once."""
+    with FakeOpenAI(api_key=API_KEY, webrtc=True).start() as fake:
+        yield fake
+
+
+@pytest.fixture
+def webrtc_fake(rtc_fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    yield from _fresh(rtc_fake)
 
 
 @pytest.fixture

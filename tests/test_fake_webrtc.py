@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 from array import array
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,23 +14,14 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from tests.conftest import API_KEY
 from tests.fake_openai import FakeOpenAI
 from tests.fake_webrtc import ToneTrack, loopback_only
 
-KEY = "sk-test-fake"
-
-
-@pytest.fixture(scope="module")
-def rtc_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(KEY, webrtc=True).start() as fake:
-        yield fake
-
 
 @pytest.fixture
-def fake(rtc_fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    rtc_fake.reset()
-    yield rtc_fake
-    rtc_fake.reset()
+def fake(webrtc_fake: FakeOpenAI) -> FakeOpenAI:
+    return webrtc_fake  # tests/conftest.py: the WebRTC fake, clean for each test
 
 
 async def _browser_like_call(fake: FakeOpenAI, key: str) -> dict[str, Any]:
@@ -139,7 +129,7 @@ def test_errors_carry_cors_headers_so_the_page_can_read_them(fake: FakeOpenAI) -
     response = httpx.post(
         f"{fake.base_url}/realtime/calls",
         content="v=0\r\n",
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"},
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/sdp"},
     )
     assert response.status_code == 500
     assert response.headers["access-control-allow-origin"] == "*"
@@ -150,7 +140,7 @@ def test_an_offer_aiortc_cannot_answer_is_a_400(fake: FakeOpenAI) -> None:
     response = httpx.post(
         f"{fake.base_url}/realtime/calls",
         content="v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"},
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/sdp"},
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_offer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -53,14 +54,18 @@ def test_video_flag_is_accepted(fake: FakeOpenAI, launcher: RecordingLauncher) -
     assert len(launcher.requests) == 1
 
 
+def _with_video(value: str) -> dict[str, Any]:
+    event = load_event("rtc_video")
+    event["rawQueryString"] = f"video={value}"
+    event["queryStringParameters"] = {"video": value}
+    return event
+
+
 @pytest.mark.parametrize("value", ["maybe", "", "2"])
 def test_a_video_flag_that_is_not_a_boolean_is_refused_before_any_upstream_call(
     fake: FakeOpenAI, launcher: RecordingLauncher, value: str
 ) -> None:
-    event = load_event("rtc_video")
-    event["rawQueryString"] = f"video={value}"
-    event["queryStringParameters"] = {"video": value}
-    result = rtc_app.handler(event, FakeContext())
+    result = rtc_app.handler(_with_video(value), FakeContext())
     assert result["statusCode"] == 400
     assert response_json(result)["error"] == "Invalid request: query.video must be true or false"
     assert fake.requests_to("/realtime/calls") == []
@@ -71,10 +76,7 @@ def test_a_video_flag_that_is_not_a_boolean_is_refused_before_any_upstream_call(
 def test_video_flag_takes_the_usual_boolean_spellings(
     fake: FakeOpenAI, launcher: RecordingLauncher, value: str
 ) -> None:
-    event = load_event("rtc_video")
-    event["rawQueryString"] = f"video={value}"
-    event["queryStringParameters"] = {"video": value}
-    assert rtc_app.handler(event, FakeContext())["statusCode"] == 200
+    assert rtc_app.handler(_with_video(value), FakeContext())["statusCode"] == 200
 
 
 def test_base64_encoded_offer_is_decoded(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:

@@ -68,18 +68,10 @@ OBSERVE_MEDIA = """
 """
 
 
-@pytest.fixture(scope="session")
-def rtc_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=API_KEY, webrtc=True).start() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(rtc_fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    """The WebRTC fake, with clean recordings for each test (overrides the non-WebRTC `fake`)."""
-    rtc_fake.reset()
-    yield rtc_fake
-    rtc_fake.reset()
+def fake(webrtc_fake: FakeOpenAI) -> FakeOpenAI:
+    """The browser tests' `fake` is the WebRTC one (tests/conftest.py), clean for each test."""
+    return webrtc_fake
 
 
 @pytest.fixture(scope="session")
