@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 on PATH (the Lambda runtime); find-python prefers it.
 BUILD_PATH := $(dir $(PYTHON)):$(PATH)
 
-.PHONY: help install dev fake test lint unit e2e e2e-isolated template build bench events clean
+.PHONY: help install browser dev fake test lint unit e2e e2e-isolated template build bench events clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -27,6 +27,20 @@ $(SAM_VENV)/.installed:
 
 install: $(BIN)/.installed ## create .venv with everything for dev and tests
 
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser). A fresh Debian machine
+# has none: install it when we can (root with apt-get), else stop at once with the one command to run.
+CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+browser: ## make sure Chromium is installed for the browser tests (apt-get on Debian, as root)
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "== installing chromium (apt-get; once per machine)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "Chromium is missing at $(CHROMIUM). Run: sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+		echo "(or set CHROMIUM_PATH to a Chromium binary)" >&2; exit 1; \
+	fi; \
+	test -x "$(CHROMIUM)" || { echo "apt-get ran but $(CHROMIUM) is still missing" >&2; exit 1; }
+
 dev: $(BIN)/.installed ## serve every route and the page on http://127.0.0.1:$${PORT:-3000}
 	$(BIN)/python -m local_api
 
@@ -41,13 +55,13 @@ lint: $(BIN)/.installed ## ruff + mypy
 	$(BIN)/mypy
 	$(BIN)/python scripts/make_events.py --check
 
-unit: $(BIN)/.installed ## pytest
+unit: $(BIN)/.installed browser ## pytest
 	$(BIN)/pytest
 
-e2e: $(BIN)/.installed ## only the browser tests (Chromium + aiortc fake; screenshots in artifacts/)
+e2e: $(BIN)/.installed browser ## only the browser tests (Chromium + aiortc fake; screenshots in artifacts/)
 	$(BIN)/pytest tests/e2e -s
 
-e2e-isolated: $(BIN)/.installed ## the browser tests in a network namespace with only loopback (root)
+e2e-isolated: $(BIN)/.installed browser ## the browser tests in a network namespace with only loopback (root)
 	unshare -n sh -c 'ip link set lo up && $(BIN)/pytest tests/e2e -s'
 
 template: $(SAM_VENV)/.installed ## cfn-lint and sam validate --lint

@@ -2,7 +2,7 @@
 
 Everything runs on 127.0.0.1: the fake's aiortc peer has no ICE servers and offers only loopback
 candidates, and Chromium gets `--allow-loopback-in-peer-connection`. A missing Chromium fails the
-tests (CI installs it in .ci/run); it never skips them.
+tests (`make test` installs it: `make browser`); it never skips them.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (apt-get install -y chromium)")
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
@@ -146,7 +146,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def strict_browser(playwright: Playwright) -> Iterator[Browser]:
     """Chromium without the auto-accepting media UI: a context's permissions decide, else denied."""
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (apt-get install -y chromium)")
     args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"]
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
     yield browser
