@@ -17,6 +17,7 @@ from shared.launcher import (
     LambdaObserverLauncher,
     ObserverLauncher,
 )
+from shared.log import logger
 from shared.policy import CallerPolicy
 from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
@@ -44,6 +45,12 @@ class Singleton(Generic[T]):
                 if not self._built:
                     self._built.append(self._build())
         return self._built[0]
+
+    def peek(self) -> T | None:
+        """The built value (or the override in place), without building it."""
+        if self._overrides:
+            return self._overrides[-1]
+        return self._built[0] if self._built else None
 
     def reset(self) -> None:
         with self._lock:
@@ -124,6 +131,43 @@ def install_local_launcher(launcher: ObserverLauncher | None) -> None:
     """Used by the local server: observers run as background work in the same process."""
     global _local_launcher
     _local_launcher = launcher
+
+
+def warm() -> list[str]:
+    """Build every singleton this function's settings call for, opening no connection and reading no
+    secret (a SnapStart init, `shared.snapstart`). What cannot be built is left to the first request,
+    which then answers the same clear error it would have anyway. Answers the names built."""
+    settings = get_settings()
+    wanted: list[tuple[str, Callable[[], object]]] = [
+        ("session_config", session_config),
+        ("openai_client", openai_client),
+        ("caller_policy", caller_policy),
+        ("secret_store", lambda: secret_store().prepare()),
+    ]
+    if settings.call_store == "dynamodb":
+        wanted.append(("call_store", call_store))
+    if settings.observer_launch == "lambda" and settings.observer_function_name:
+        wanted.append(("observer_launcher", lambda: _lambda_launcher().prepare()))
+    built = []
+    for name, build in wanted:
+        try:
+            build()
+        except Exception as exc:  # init must not fail over what the first request reports better
+            logger.warning("not warmed at init", extra={"singleton": name, "error": type(exc).__name__})
+        else:
+            built.append(name)
+    return built
+
+
+def forget_secrets_and_connections() -> None:
+    """Drop every cached secret value and pooled connection (SnapStart hooks, `shared.snapstart`): the
+    next request reads secrets again and opens new connections."""
+    store = secret_store.peek()
+    if store is not None:
+        store.clear_cache()
+    client = openai_client.peek()
+    if client is not None:
+        client.drop_connections()
 
 
 def reset() -> None:

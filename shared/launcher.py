@@ -55,6 +55,13 @@ class LambdaObserverLauncher:
         self.function_name = function_name
         self._client = lambda_client
 
+    def prepare(self) -> None:
+        """Build the Lambda client now (SnapStart init): no request is sent."""
+        if self._client is None:
+            from shared import aws
+
+            self._client = aws.client("lambda", get_settings())
+
     def launch(self, request: ObserveRequest) -> None:
         if self._client is None:
             from shared import aws  # only the functions that launch observers load the AWS client

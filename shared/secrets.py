@@ -30,6 +30,15 @@ class SecretStore:
         self._client = secrets_client
         self._cache: dict[str, tuple[float, str]] = {}  # ARN -> (monotonic time read, value)
 
+    def clear_cache(self) -> None:
+        """Forget every value read (SnapStart hooks): the next read asks Secrets Manager again."""
+        self._cache.clear()
+
+    def prepare(self) -> None:
+        """Build the Secrets Manager client now if a secret is read by ARN (SnapStart init); reads nothing."""
+        if self._settings.openai_api_key_secret_arn or self._settings.openai_signing_secret_arn:
+            self._secrets_client()
+
     def api_key(self, *, refresh: bool = False) -> str:
         return self._read(
             self._settings.openai_api_key_secret_arn, self._settings.openai_api_key, "OPENAI_API_KEY", refresh

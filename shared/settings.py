@@ -39,6 +39,11 @@ Full list of improvements:
 - many helpful bugfixes!
 """
 
+# Set by Lambda for the init phase: "snap-start" while a SnapStart version is initialised for its
+# snapshot (shared/snapstart.py warms everything then), "on-demand" otherwise. Read straight from the
+# environment at import, before (and whatever) the settings validate.
+LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
+
 ObserverLaunch = Literal["lambda", "local", "off"]
 CallStoreKind = Literal["memory", "dynamodb"]
 

@@ -67,6 +67,14 @@ class OpenAIClient:
             self._clients[loop] = client
         return client
 
+    def drop_connections(self) -> None:
+        """Forget every pooled connection (SnapStart hooks): the next request opens a new one. A loop
+        that is not running gets its client closed properly; sockets of a running one are left to it."""
+        clients, self._clients = list(self._clients.items()), weakref.WeakKeyDictionary()
+        for loop, client in clients:
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(client.aclose())
+
     async def create_call(self, offer_sdp: str, session: dict[str, Any]) -> CreatedCall:
         """POST /realtime/calls (multipart sdp + session) -> the SDP answer and the new call id."""
         files = {"sdp": (None, offer_sdp), "session": (None, json.dumps(session))}

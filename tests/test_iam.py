@@ -30,7 +30,7 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 
 OBSERVER_ARN = (
-    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-observer"
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-observer:live"
 )
 API_KEY = ("secretsmanager:GetSecretValue", "ApiKeySecret|OpenAIApiKeySecretArn")
 SIGNING = ("secretsmanager:GetSecretValue", "SigningSecret|SigningSecretArn")

@@ -13,6 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import snapstart
+
+
+def _import_both_entry_points() -> None:
+    # A SnapStart init loads both paths into the snapshot; an on-demand cold start keeps them lazy.
+    import observer_http  # noqa: F401
+    import observer_worker  # noqa: F401
+
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "requestContext" in event:  # an API Gateway HTTP API event
@@ -22,3 +30,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from observer_worker import run_worker
 
     return run_worker(event, context)
+
+
+snapstart.prepare(prime=_import_both_entry_points)
