@@ -55,7 +55,8 @@ def test_the_observer_is_invoked_and_granted_only_through_its_alias() -> None:
                 for statement in policy.get("Statement") or []
                 if statement.get("Action") == "lambda:InvokeFunction"
             ]
-            assert invokes and all(r.endswith(":function:${AWS::StackName}-observer:live") for r in invokes)
+            assert invokes
+            assert all(r.endswith(":function:${AWS::StackName}-observer:live") for r in invokes)
     assert seen == 3  # rtc, sip and the observer itself
 
 
