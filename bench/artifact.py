@@ -76,8 +76,9 @@ def build_all(python: str, *, reuse: bool = False) -> tuple[Build, Build]:
     """(optimised twin, naive build); `reuse` keeps earlier builds (quick runs, the smoke test)."""
     WORK.mkdir(parents=True, exist_ok=True)
     runtime = WORK / "runtime"
-    if not (runtime / "boto3").is_dir():
-        _pip_target(python, runtime, "boto3", compile_=True)
+    if not (runtime / "boto3").is_dir() or not (runtime / "snapshot_restore_py.py").is_file():
+        # What Lambda's python3.13 managed runtime preinstalls: boto3 and the SnapStart hooks library.
+        _pip_target(python, runtime, "boto3", "snapshot-restore-py", compile_=True)
 
     twin = WORK / "twin"
     if not (reuse and _built_from_current_requirements(twin / "layer" / "python")):

@@ -46,8 +46,9 @@ def _runtime_requirements() -> list[str]:
     return [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]
 
 
-# What a naive build imports before the handler: every runtime dependency, eagerly.
-EAGER = ",".join(_runtime_requirements())
+# What a naive build imports before the handler: every runtime dependency, eagerly, boto3 included
+# (the runtime's copy: every function here may call AWS, and a naive module imports it at the top).
+EAGER = ",".join([*_runtime_requirements(), "boto3"])
 
 CHILD = r"""
 import json, os, sys, time

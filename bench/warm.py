@@ -1,8 +1,10 @@
 """Measures 2, 3 and 6, in this process, against the fake OpenAI and moto in their own processes.
 
-2. Warm overhead: the whole path (API Gateway v2 event -> Mangum -> Starlette -> upstream call) timed
-   against the same upstream request sent directly with a pooled httpx client, interleaved, so both
-   see the same machine load. Observer launches are off here: they are a second upstream call.
+2. Warm added latency: the whole path (API Gateway v2 event -> Mangum -> FastAPI -> upstream call) timed
+   against the same upstream request sent directly with a pooled httpx client, interleaved pair by
+   pair, so both see the same machine load; the figure is the median of the pairs' differences. /sip
+   includes the signature check and the (in-process) dedupe. Observer launches are off here: they are
+   a second upstream call. /observer (HTTP) and the page call no upstream: their whole time is ours.
 3. Connection reuse: TCP connections counted by a relay in front of the fake (and in front of moto's
    Lambda API for the observer launches) over N warm invocations of each function.
 6. Webhook to accept: from the moment /sip's handler gets a signed webhook to the moment the fake
@@ -28,7 +30,7 @@ from bench.procs import AWS_TEST_ENV, OBSERVER_FUNCTION, ConnectionCounter, Fake
 from bench.scenarios import API_KEY, ROOT, SIGNING_SECRET, event_call_ids, incoming_call, signed
 from tests.samples import load_event
 
-for _name in ("rtc", "token", "sip", "observer"):
+for _name in ("rtc", "token", "sip", "observer", "page"):
     sys.path.insert(0, str(ROOT / "functions" / _name))
 
 
@@ -117,6 +119,7 @@ def handler_for(label: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         "/token": "token_app",
         "/sip": "sip_app",
         "/observer (HTTP)": "observer_app",
+        "page": "page_app",
     }[label]
     return __import__(module).handler  # type: ignore[no-any-return]
 
@@ -125,8 +128,8 @@ def handler_for(label: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 class WarmResult:
     label: str
     handler_ms: float
-    direct_ms: float
-    ratio: float
+    direct_ms: float  # 0 for routes that make no upstream call (their whole time is ours)
+    added_ms: float  # p50 of (full path - direct call), pair by pair
 
 
 def _check(label: str, result: dict[str, Any]) -> None:
@@ -158,7 +161,20 @@ def overhead(fake: FakeProcess, repeats: int, warmup: int = 20) -> list[WarmResu
                         via_handler.append(middle - started)
                         via_httpx.append(ended - middle)
                 h, d = statistics.median(via_handler) * 1000, statistics.median(via_httpx) * 1000
-                results.append(WarmResult(label, h, d, h / d))
+                added = statistics.median(a - b for a, b in zip(via_handler, via_httpx, strict=True)) * 1000
+                results.append(WarmResult(label, h, d, added))
+            for label in ("/observer (HTTP)", "page"):  # no upstream call: the whole handler is ours
+                handler = handler_for(label)
+                event_name = "observer_http" if label != "page" else "page"
+                times = []
+                for i in range(repeats + warmup):
+                    event = load_event(event_name)
+                    started = time.perf_counter()
+                    _check(label, handler(event, Context()))
+                    if i >= warmup:
+                        times.append(time.perf_counter() - started)
+                own = statistics.median(times) * 1000
+                results.append(WarmResult(label, own, 0.0, own))
         finally:
             loop.run_until_complete(client.aclose())
             loop.close()

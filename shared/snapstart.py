@@ -7,8 +7,9 @@ snapshot. So, for each function:
 - at a SnapStart init (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`), `prepare()` builds what the first
   request would otherwise build: every process singleton this function's settings call for (boto3
   clients and the secret provider, the call store, the session config, the OpenAI client object; no
-  connection is opened and no secret is read), and one request through the app that needs no upstream
-  (Starlette builds its middleware stack, and Mangum and pydantic their adapters, on first use);
+  connection is opened and no secret is read), the TLS context, the modules the first outgoing
+  request would import, and one request through the app that needs no upstream (Starlette builds its
+  middleware stack on first use);
 - before the snapshot, nothing secret or connected may be in it: secret caches emptied, pooled
   connections closed;
 - after a restore (in every new environment): `random` reseeded (the snapshot's PRNG state is shared
@@ -27,15 +28,31 @@ local Python), registering is a no-op: nothing would ever call the hooks there.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import threading
 from collections.abc import Callable
 
+from shared import tls
 from shared.log import logger
 from shared.settings import LAMBDA_INITIALIZATION_TYPE
 
 Hook = Callable[[], object]
+
+# What the first outgoing request imports (httpx loads its transport stack lazily). A SnapStart init
+# imports them so the first request after a restore imports nothing: tests/test_snapstart.py checks
+# that, function by function, so this list cannot silently go stale.
+REQUEST_PATH_MODULES = (
+    "httpcore",
+    "h11",
+    "anyio._backends._asyncio",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "certifi",
+    "queue",
+)
 
 _lock = threading.Lock()
 _registered = False
@@ -56,6 +73,9 @@ def prepare(prime: Hook | None = None) -> None:
     from shared import deps
 
     built = deps.warm()
+    tls.client_context()  # loading the CA bundle is ~30 ms of the first outgoing connection
+    for name in REQUEST_PATH_MODULES:
+        importlib.import_module(name)
     if prime is not None:
         prime()
     logger.debug("snapstart init warmed", extra={"built": built})

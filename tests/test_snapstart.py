@@ -164,3 +164,44 @@ def test_without_the_after_restore_hooks_the_child_reuses_the_snapshot_state(
     assert [run.result["statusCode"] for run in runs] == [200]
     assert keys == [f"Bearer {OLD_KEY}", f"Bearer {OLD_KEY}", f"Bearer {NEW_KEY}"]
     assert connections == 1
+
+
+FIRST_REQUEST_PROBE = """
+import json, sys
+sys.path[:0] = ["{root}", "."]
+import {module}
+class Context:  # only what the handlers read: importing test helpers would pre-load modules
+    function_name = "probe"; memory_limit_in_mb = 512; aws_request_id = "probe"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:probe"
+with open("{root}/events/{event}.json") as f:
+    event = json.load(f)
+before = set(sys.modules)
+result = {module}.handler(event, Context())
+print(json.dumps({{"status": result["statusCode"], "new": sorted(set(sys.modules) - before)}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("folder", "module", "event", "status"),
+    [
+        ("token", "token_app", "token", 200),
+        ("rtc", "rtc_app", "rtc", 200),
+        ("observer", "observer_app", "observer_http", 202),
+        ("page", "page_app", "page", 200),
+    ],
+)
+def test_after_a_snapstart_init_the_first_request_imports_nothing(
+    fake: FakeOpenAI, folder: str, module: str, event: str, status: int
+) -> None:
+    """Whatever the first request would import lazily is in the snapshot (shared/snapstart.py's list)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+        "OPENAI_API_KEY": fake.api_key,
+        "OPENAI_BASE_URL": fake.base_url,
+        "OBSERVER_LAUNCH": "off",
+    }
+    code = FIRST_REQUEST_PROBE.format(root=ROOT, module=module, event=event)
+    found = _in_fresh_process(code, env, folder)
+    assert found["status"] == status
+    assert found["new"] == []
