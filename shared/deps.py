@@ -86,12 +86,12 @@ def call_store() -> CallStore:
     """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
     settings = get_settings()
     if settings.call_store == "dynamodb":
-        from shared import aws  # only when configured: local runs never load it
+        from shared import aws  # boto3 only when configured: local runs never load it
 
         # AWS_ENDPOINT_URL_DYNAMODB points it at a local DynamoDB or moto_server.
         return DynamoCallStore(
             settings.calls_table_name,
-            aws.client("dynamodb", settings),
+            aws.client("dynamodb"),
             lock_seconds=settings.webhook_lock_seconds,
         )
     return MemoryCallStore(lock_seconds=settings.webhook_lock_seconds)
@@ -127,8 +127,11 @@ def install_local_launcher(launcher: ObserverLauncher | None) -> None:
 
 
 def reset() -> None:
-    """Forget every singleton (tests change the environment between cases)."""
+    """Forget every singleton and AWS client (tests change the environment between cases)."""
+    from shared import aws
+
     get_settings.cache_clear()
+    aws.reset()
     for singleton in (
         secret_store,
         openai_client,
