@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from shared.hard_stop import HardStop
 from shared.launcher import (
     DisabledObserverLauncher,
     LambdaObserverLauncher,
@@ -98,6 +99,12 @@ def call_store() -> CallStore:
 
 
 @Singleton
+def hard_stop() -> HardStop:
+    """Each call's hangup schedule (EventBridge Scheduler); a no-op without HANGUP_FUNCTION_ARN."""
+    return HardStop(get_settings())
+
+
+@Singleton
 def caller_policy() -> CallerPolicy:
     return CallerPolicy.from_settings(get_settings())
 
@@ -138,6 +145,7 @@ def reset() -> None:
         session_config,
         _lambda_launcher,
         call_store,
+        hard_stop,
         caller_policy,
     ):
         singleton.reset()

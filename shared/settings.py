@@ -108,6 +108,14 @@ class Settings(BaseModel):
     max_call_seconds: int = Field(default=900, ge=0, le=7200)
     wrap_up_seconds: float = Field(default=20.0, ge=0, le=300)
 
+    # The hard stop (shared/hard_stop.py): at call start an EventBridge Scheduler one-shot schedule that
+    # invokes the hangup function at MAX_CALL_SECONDS (or OpenAI's 60-minute cap) + the grace, whatever
+    # becomes of the observer. HANGUP_FUNCTION_ARN empty (local runs): no schedule.
+    hangup_function_arn: str = ""
+    scheduler_role_arn: str = ""  # the role Scheduler assumes to invoke it
+    hangup_schedule_group: str = "default"
+    hard_stop_grace_seconds: int = Field(default=60, ge=0, le=3600)
+
     # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
     # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
     allowed_origins: str = ""
