@@ -127,6 +127,13 @@ def _lambda_launcher() -> LambdaObserverLauncher:
     return LambdaObserverLauncher(get_settings().observer_function_name)
 
 
+def prepare_call_start() -> None:
+    """Start building the AWS clients a call start needs (observer launch, hard stop) in background
+    threads: /rtc and /sip call this before they wait on OpenAI. Returns at once."""
+    observer_launcher().prepare()
+    hard_stop().prepare()
+
+
 def install_local_launcher(launcher: ObserverLauncher | None) -> None:
     """Used by the local server: observers run as background work in the same process."""
     global _local_launcher

@@ -66,6 +66,7 @@ class HardStop:
     ) -> None:
         self._settings = settings
         self._client = scheduler_client
+        self._pending: list[threading.Thread] = []  # schedules still being created (settle())
 
     @property
     def enabled(self) -> bool:
@@ -93,7 +94,17 @@ class HardStop:
         plan = self.plan(call_id, time.time() if started_at is None else started_at)
         thread = threading.Thread(target=self.create, args=(plan,), name=f"hard-stop-{call_id}", daemon=True)
         thread.start()
+        self._pending = [t for t in self._pending if t.is_alive()] + [thread]
         return thread
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to `timeout` s in all for the schedules still being created; True if none is left.
+        Lambda freezes a container when its handler returns: a handler can call this last."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._pending):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._pending = [t for t in self._pending if t.is_alive()]
+        return not self._pending
 
     def create(self, plan: HangupSchedule) -> bool:
         """Send `CreateSchedule`; False (logged) if it failed. Runs in `schedule()`'s thread."""

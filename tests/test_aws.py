@@ -119,8 +119,7 @@ from shared import deps
 store = deps.call_store()
 key = deps.secret_store().api_key()
 launcher = deps.observer_launcher()
-launcher.prepare()
-deps.hard_stop().prepare()
+deps.prepare_call_start()
 deps.hard_stop().schedule("rtc_local")
 print(json.dumps({
     "store": type(store).__name__, "key": key == "sk-local-0123456789", "launcher": type(launcher).__name__,

@@ -22,8 +22,7 @@ async def create_call(request: Request) -> Response:
     video = query_flag(request, "video")
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
-    deps.observer_launcher().prepare()  # its AWS client builds in the background while OpenAI answers
-    deps.hard_stop().prepare()
+    deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
     call = await deps.openai_client().create_call(offer, deps.session_config().to_json())
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})

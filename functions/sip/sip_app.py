@@ -74,8 +74,7 @@ async def incoming_call(request: Request) -> Response:
             raise ClientError(409, "This delivery is being handled; retry later")
         return Response(status_code=200)
 
-    deps.observer_launcher().prepare()  # its AWS client builds in the background during the accept
-    deps.hard_stop().prepare()
+    deps.prepare_call_start()  # AWS clients build in the background during the accept
     if state == "new":
         try:
             accepted = await answer_call(
