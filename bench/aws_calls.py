@@ -55,7 +55,7 @@ key = SecretStore(settings).api_key()
 t3 = time.perf_counter()
 try:
     from shared import aws
-    dynamodb = aws.client("dynamodb", settings)
+    dynamodb = aws.client("dynamodb")
 except ImportError:  # the base tree: boto3
     import boto3
     dynamodb = boto3.client("dynamodb")

@@ -29,6 +29,8 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
 - `observer_async.json` the payload rtc/sip send with InvocationType=Event:
                         {"call_id", "source", "requested_at", "call_started_at", "generation"}
 - `page.json`           GET /
+- `hangup_scheduled.json` what the hard stop's schedule sends the hangup function (its Input):
+                        {"call_id"}
 
 `--check` writes nothing and exits 1 if a file in the output folder differs from what would be written.
 """
@@ -228,6 +230,7 @@ def build_events() -> dict[str, Any]:
             "call_started_at": float(EPOCH),
             "generation": 0,
         },
+        "hangup_scheduled": {"call_id": CALL_ID},
         "page": http_event(
             "GET",
             "/",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from shared.hard_stop import HardStop
 from shared.launcher import (
     DisabledObserverLauncher,
     LambdaObserverLauncher,
@@ -93,15 +94,21 @@ def call_store() -> CallStore:
     """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
     settings = get_settings()
     if settings.call_store == "dynamodb":
-        from shared import aws  # only when configured: local runs never load it
+        from shared import aws  # boto3 only when configured: local runs never load it
 
         # AWS_ENDPOINT_URL_DYNAMODB points it at a local DynamoDB or moto_server.
         return DynamoCallStore(
             settings.calls_table_name,
-            aws.client("dynamodb", settings),
+            aws.client("dynamodb"),
             lock_seconds=settings.webhook_lock_seconds,
         )
     return MemoryCallStore(lock_seconds=settings.webhook_lock_seconds)
+
+
+@Singleton
+def hard_stop() -> HardStop:
+    """Each call's hangup schedule (EventBridge Scheduler); a no-op without HANGUP_FUNCTION_ARN."""
+    return HardStop(get_settings())
 
 
 @Singleton
@@ -127,6 +134,13 @@ def _lambda_launcher() -> LambdaObserverLauncher:
     return LambdaObserverLauncher(get_settings().observer_function_name)
 
 
+def prepare_call_start() -> None:
+    """Start building the AWS clients a call start needs (observer launch, hard stop) in background
+    threads: /rtc and /sip call this before they wait on OpenAI. Returns at once."""
+    observer_launcher().prepare()
+    hard_stop().prepare()
+
+
 def install_local_launcher(launcher: ObserverLauncher | None) -> None:
     """Used by the local server: observers run as background work in the same process."""
     global _local_launcher
@@ -134,20 +148,27 @@ def install_local_launcher(launcher: ObserverLauncher | None) -> None:
 
 
 def warm() -> list[str]:
-    """Build every singleton this function's settings call for, opening no connection and reading no
-    secret (a SnapStart init, `shared.snapstart`). What cannot be built is left to the first request,
-    which then answers the same clear error it would have anyway. Answers the names built."""
+    """Build every singleton and AWS client this function's settings call for, opening no connection
+    and reading no secret (a SnapStart init, `shared.snapstart`). Synchronous, unlike the call-start
+    `prepare()`s: nothing may still be running when the snapshot is taken. What cannot be built is left
+    to the first request, which then answers the same clear error it would have anyway. Answers the
+    names built."""
+    from shared import aws
+
     settings = get_settings()
     wanted: list[tuple[str, Callable[[], object]]] = [
         ("session_config", session_config),
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
         ("secret_store", lambda: secret_store().prepare()),
+        ("hard_stop", hard_stop),
     ]
     if settings.call_store == "dynamodb":
         wanted.append(("call_store", call_store))
     if settings.observer_launch == "lambda" and settings.observer_function_name:
-        wanted.append(("observer_launcher", lambda: _lambda_launcher().prepare()))
+        wanted.append(("observer_launcher", lambda: (_lambda_launcher(), aws.client("lambda"))))
+    if hard_stop().enabled:
+        wanted.append(("scheduler", lambda: aws.client("scheduler")))
     built = []
     for name, build in wanted:
         try:
@@ -162,23 +183,38 @@ def warm() -> list[str]:
 def forget_secrets_and_connections() -> None:
     """Drop every cached secret value and pooled connection (SnapStart hooks, `shared.snapstart`): the
     next request reads secrets again and opens new connections."""
+    from shared import aws
+
     store = secret_store.peek()
     if store is not None:
         store.clear_cache()
     client = openai_client.peek()
     if client is not None:
         client.drop_connections()
+    aws.close_connections()
+
+
+def settle(timeout: float) -> None:
+    """Wait (bounded) for call-start work still running in the background, such as a hard-stop
+    schedule being created: Lambda freezes the container when the handler returns."""
+    stop = hard_stop.peek()
+    if stop is not None:
+        stop.settle(timeout)
 
 
 def reset() -> None:
-    """Forget every singleton (tests change the environment between cases)."""
+    """Forget every singleton and AWS client (tests change the environment between cases)."""
+    from shared import aws
+
     get_settings.cache_clear()
+    aws.reset()
     for singleton in (
         secret_store,
         openai_client,
         session_config,
         _lambda_launcher,
         call_store,
+        hard_stop,
         caller_policy,
     ):
         singleton.reset()

@@ -1,47 +1,44 @@
 """The OpenAI API key and the webhook signing secret.
 
 Locally they come from environment variables. In AWS the functions get Secrets Manager ARNs and read
-the values at run time (`GetSecretValue` through `shared.aws`), cached for `SECRETS_CACHE_SECONDS`, so
-`aws secretsmanager put-secret-value` takes effect within that time without a redeploy, and no value
-sits in the function configuration.
-
-Not Powertools' `SecretsProvider`: importing `aws_lambda_powertools.utilities.parameters` imports boto3
-and every provider eagerly (python3.13 -I -B, built layer: ~195 ms alone, ~100 ms more once the rest of
-`shared` is loaded), and its first client costs more; the cache it would give is the few lines below.
+the values at run time through Powertools' `SecretsProvider` (boto3 `GetSecretValue`), cached for
+`SECRETS_CACHE_SECONDS`, so `aws secretsmanager put-secret-value` takes effect within that time without
+a redeploy, and no value sits in the function configuration. Powertools (and with it boto3) is
+imported only when a secret is read by ARN: a plain environment key never loads it.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import TYPE_CHECKING
 
-from shared.errors import MissingSecretError
+from shared.errors import MissingSecretError, ServiceError
+from shared.log import logger
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from shared.aws import JsonApi
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 class SecretStore:
     """Reads secrets by ARN (cached) or from the environment; `refresh=True` bypasses the cache."""
 
-    def __init__(self, settings: Settings, secrets_client: JsonApi | None = None) -> None:
+    def __init__(self, settings: Settings, secrets_client: SecretsManagerClient | None = None) -> None:
         self._settings = settings
         self._client = secrets_client
-        self._cache: dict[str, tuple[float, str]] = {}  # ARN -> (monotonic time read, value)
-
-    def clear_cache(self) -> None:
-        """Forget every value read (SnapStart hooks): the next read asks Secrets Manager again."""
-        self._cache.clear()
+        self._provider: SecretsProvider | None = None
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        """Build the Secrets Manager client now if a secret is read by ARN (SnapStart init); reads nothing."""
+        """Build the provider and its client if a secret is read by ARN (SnapStart init); reads nothing."""
         if self._settings.openai_api_key_secret_arn or self._settings.openai_signing_secret_arn:
-            self._secrets_client()
+            self._secrets()
 
     def api_key(self, *, refresh: bool = False) -> str:
+        settings = self._settings
         return self._read(
-            self._settings.openai_api_key_secret_arn, self._settings.openai_api_key, "OPENAI_API_KEY", refresh
+            settings.openai_api_key_secret_arn, settings.openai_api_key, "OPENAI_API_KEY", refresh
         )
 
     def signing_secret(self, *, refresh: bool = False) -> str:
@@ -52,31 +49,42 @@ class SecretStore:
             refresh,
         )
 
+    def clear_cache(self) -> None:
+        """Drop every cached value: the next read asks Secrets Manager (e.g. after a SnapStart restore)."""
+        if self._provider is not None:
+            self._provider.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
+
     def _read(self, arn: str, plain: str, variable: str, refresh: bool) -> str:
-        value = self._fetch(arn, refresh) if arn else plain
-        value = value.strip()
+        # The variable that configured the value: OPENAI_API_KEY_SECRET_ARN, OPENAI_SIGNING_SECRET_ARN.
+        source = variable.removesuffix("_SECRET") + "_SECRET_ARN" if arn else variable
+        value = (self._fetch(arn, source, refresh) if arn else plain).strip()
         if not value:
-            raise MissingSecretError(f"{variable}_SECRET_ARN" if arn else variable)
+            raise MissingSecretError(source)
         return value
 
-    def _fetch(self, arn: str, refresh: bool) -> str:
-        cached = self._cache.get(arn)
-        if (
-            cached is not None
-            and not refresh
-            and time.monotonic() - cached[0] < self._settings.secrets_cache_seconds
-        ):
-            return cached[1]
-        answer = self._secrets_client().call("GetSecretValue", {"SecretId": arn})
-        value = answer.get("SecretString")
-        value = value if isinstance(value, str) else ""  # a SecretBinary secret is no usable key
-        self._cache[arn] = (time.monotonic(), value)
-        return value
+    def _fetch(self, arn: str, variable: str, refresh: bool) -> str:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-    def _secrets_client(self) -> JsonApi:
-        # Imported here: only functions that really read Secrets Manager load the AWS client.
-        if self._client is None:
-            from shared import aws
+        try:
+            value = self._secrets().get(
+                arn, max_age=self._settings.secrets_cache_seconds, force_fetch=refresh
+            )
+        except GetParameterError as exc:
+            # The type only: the message quotes the ARN and AWS's answer.
+            logger.error("secret read failed", extra={"variable": variable, "error": type(exc).__name__})
+            raise ServiceError(f"{variable}: the secret could not be read from Secrets Manager") from None
+        return value if isinstance(value, str) else ""  # a SecretBinary secret is no usable key
 
-            self._client = aws.client("secretsmanager", self._settings)
-        return self._client
+    def _secrets(self) -> SecretsProvider:
+        if self._provider is None:
+            with self._lock:
+                if self._provider is None:
+                    # Imported here: only functions that really read Secrets Manager load it (and boto3).
+                    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+                    if self._client is None:
+                        from shared import aws
+
+                        self._client = aws.client("secretsmanager")
+                    self._provider = SecretsProvider(boto3_client=self._client)
+        return self._provider

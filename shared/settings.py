@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -113,23 +113,20 @@ class Settings(BaseModel):
     max_call_seconds: int = Field(default=900, ge=0, le=7200)
     wrap_up_seconds: float = Field(default=20.0, ge=0, le=300)
 
+    # The hard stop (shared/hard_stop.py): at call start an EventBridge Scheduler one-shot schedule that
+    # invokes the hangup function at MAX_CALL_SECONDS (or OpenAI's 60-minute cap) + the grace, whatever
+    # becomes of the observer. HANGUP_FUNCTION_ARN empty (local runs): no schedule.
+    hangup_function_arn: str = ""
+    scheduler_role_arn: str = ""  # the role Scheduler assumes to invoke it
+    hangup_schedule_group: str = "default"
+    hard_stop_grace_seconds: int = Field(default=60, ge=0, le=3600)
+
     # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
     # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
     allowed_origins: str = ""
 
-    # AWS access (shared/aws.py), under the names the Lambda runtime sets and botocore reads, so one
-    # environment drives both (tests and tools use boto3 against moto with the same variables).
-    # The credentials are SecretStr: they never show in a repr or a log line.
-    aws_access_key_id: str = ""
-    aws_secret_access_key: SecretStr = SecretStr("")
-    aws_session_token: SecretStr = SecretStr("")
-    aws_region: str = ""  # set by Lambda; AWS_DEFAULT_REGION is the fallback
-    aws_default_region: str = ""
-    # Endpoint overrides (a local DynamoDB, moto_server): per service first, then the global one.
-    aws_endpoint_url: str = ""
-    aws_endpoint_url_dynamodb: str = ""
-    aws_endpoint_url_lambda: str = ""
-    aws_endpoint_url_secrets_manager: str = ""
+    # AWS itself (region, credentials, endpoints) is configured by the variables botocore reads
+    # (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL[_<SERVICE>], ...): see shared/aws.py.
 
     @property
     def instructions(self) -> str:

@@ -27,7 +27,7 @@ from shared.errors import ServiceError
 from shared.log import logger
 
 if TYPE_CHECKING:
-    from shared.aws import JsonApi
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 DeliveryState = Literal["new", "accepted", "done", "in_progress"]
 WEBHOOK_RECORD_SECONDS = 4 * 24 * 3600
@@ -193,12 +193,12 @@ class MemoryCallStore:
 
 
 class DynamoCallStore:
-    """The rules as DynamoDB conditional writes, through `shared.aws` (DynamoDB's low-level JSON API).
+    """The rules as DynamoDB conditional writes, on a boto3 DynamoDB client (the low-level API's shapes).
 
     Table: partition key `pk` (S), TTL attribute `expires_at` (template.yaml `CallsTable`).
     """
 
-    def __init__(self, table_name: str, client: JsonApi, *, lock_seconds: float = 30.0) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient, *, lock_seconds: float = 30.0) -> None:
         if not table_name:
             raise ServiceError("Server misconfigured: CALLS_TABLE_NAME is not set")
         self._table = table_name
@@ -212,7 +212,7 @@ class DynamoCallStore:
         key = {"pk": {"S": f"webhook#{webhook_id}"}}
         try:
             answer = self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key=key,
                 UpdateExpression="SET #s = if_not_exists(#s, :new), lock_until = :lock, expires_at = :ttl",
@@ -236,7 +236,7 @@ class DynamoCallStore:
     def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
         now = time.time()
         self._call(
-            "PutItem",
+            "put_item",
             TableName=self._table,
             Item={
                 "pk": {"S": f"webhook#{webhook_id}"},
@@ -248,7 +248,7 @@ class DynamoCallStore:
 
     def abandon_delivery(self, webhook_id: str) -> None:
         key = {"pk": {"S": f"webhook#{webhook_id}"}}
-        self._call("DeleteItem", TableName=self._table, Key=key)
+        self._call("delete_item", TableName=self._table, Key=key)
 
     # ----------------------------------------------------------------- observer leases
 
@@ -267,7 +267,7 @@ class DynamoCallStore:
             values[":claim"] = {"S": claim}
         try:
             answer = self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET #o = :owner, lease_until = :until, expires_at = :ttl REMOVE attached",
@@ -283,7 +283,7 @@ class DynamoCallStore:
     def hand_over(self, call_id: str, owner: str, successor: str, *, until: float) -> bool:
         try:
             self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET #o = :successor, lease_until = :until REMOVE attached",
@@ -306,7 +306,7 @@ class DynamoCallStore:
     def mark_attached(self, call_id: str, owner: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # handed on or taken meanwhile
             self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET attached = :true",
@@ -325,7 +325,7 @@ class DynamoCallStore:
         # A failed condition: handed over or taken by someone else meanwhile, theirs to end.
         with contextlib.suppress(_ConditionFailed):
             self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET ended = :true, lease_until = :now",
@@ -341,7 +341,7 @@ class DynamoCallStore:
     def release_lease(self, call_id: str, owner: str) -> None:
         with contextlib.suppress(_ConditionFailed):
             self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{call_id}"}},
                 UpdateExpression="SET lease_until = :past",
@@ -365,7 +365,7 @@ class DynamoCallStore:
             held[call_id] = until
             try:
                 self._call(
-                    "PutItem",
+                    "put_item",
                     TableName=self._table,
                     Item={
                         "pk": {"S": "slots"},
@@ -384,7 +384,7 @@ class DynamoCallStore:
     def release_slot(self, call_id: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # no slots item: nothing to release
             self._call(
-                "UpdateItem",
+                "update_item",
                 TableName=self._table,
                 Key={"pk": {"S": "slots"}},
                 # The version bump makes a concurrent take_slot (holding an old copy) start over.
@@ -397,22 +397,29 @@ class DynamoCallStore:
     # ----------------------------------------------------------------- plumbing
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        answer = self._call("GetItem", TableName=self._table, Key=key, ConsistentRead=True)
+        answer = self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True)
         item = answer.get("Item")
         return item if isinstance(item, dict) else None
 
     def _call(self, operation: str, **payload: Any) -> dict[str, Any]:
-        """One DynamoDB operation; the arguments are its request (low-level JSON, as AWS documents it)."""
+        """One DynamoDB operation by its boto3 name (`update_item`); the arguments are its request."""
         try:
-            return self._client.call(operation, payload)
+            answer: dict[str, Any] = getattr(self._client, operation)(**payload)
         except Exception as exc:
-            from shared.aws import AwsError  # loaded already: the client is shared.aws's
+            from botocore.exceptions import BotoCoreError, ClientError  # loaded: the client is boto3's
 
-            code = exc.code if isinstance(exc, AwsError) else ""
+            if isinstance(exc, ClientError):
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+            elif isinstance(exc, BotoCoreError):  # no answer: unreachable, timed out, no credentials
+                code = ""
+            else:
+                raise
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed from None
+            # The error's type and code only: its message may quote the request (keys, values).
             logger.error("call store error", extra={"error": type(exc).__name__, "code": code})
             raise StoreUnavailable("Call store unavailable") from exc
+        return answer
 
 
 class _ConditionFailed(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from shared import snapstart
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
 
+SETTLE_SECONDS = 2.0  # at most this long after the response for background work (shared/deps.py settle)
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # Responses of these types go back to API Gateway as plain text, not base64 (the SDP answer above all).
@@ -135,7 +137,15 @@ def make_handler(app: Starlette) -> LambdaHandler:
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _ensure_event_loop()
-        return adapter(event, context)
+        try:
+            return adapter(event, context)
+        finally:
+            # Lambda freezes the container once this returns: let call-start work still running in
+            # the background (a hard-stop schedule being created) finish first, within a bound.
+            # Only functions that use `shared.deps` can have any, and the page never imports it.
+            deps = sys.modules.get("shared.deps")
+            if deps is not None:
+                deps.settle(SETTLE_SECONDS)
 
     snapstart.prepare(prime=lambda: _prime(handler))
     return handler

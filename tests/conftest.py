@@ -43,7 +43,7 @@ ENV_NAMES = (
     # Issue 4: call store, caller policy, call limits.
     "CALL_STORE",
     "CALLS_TABLE_NAME",
-    # AWS (shared/aws.py): a developer's shell never points a test at a real account.
+    # AWS (botocore reads these): a developer's shell never points a test at a real account.
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -53,6 +53,8 @@ ENV_NAMES = (
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_LAMBDA",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_SCHEDULER",
+    "AWS_PROFILE",
     "OBSERVER_STOP_MARGIN_SECONDS",
     "OBSERVER_HANDOFF_SECONDS",
     "WEBHOOK_LOCK_SECONDS",
@@ -74,6 +76,10 @@ class RecordingLauncher:
 
     def __init__(self) -> None:
         self.requests: list[ObserveRequest] = []
+        self.prepared = 0
+
+    def prepare(self) -> None:
+        self.prepared += 1
 
     def launch(self, request: ObserveRequest) -> None:
         self.requests.append(request)
@@ -183,7 +189,7 @@ def response_json(result: dict[str, Any]) -> Any:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server (DynamoDB, Secrets Manager, Lambda, IAM) on 127.0.0.1 for the session; tests create
-    their own uniquely named tables, secrets and functions. Our AWS client speaks real HTTP to it."""
+    their own uniquely named tables, secrets and functions. boto3 speaks real HTTP to it."""
     from tests.calls_table import SerialMotoServer
 
     with SerialMotoServer() as server:

@@ -1,7 +1,7 @@
-"""Our AWS client (`shared.aws`) pointed at a moto server on 127.0.0.1, and what tests need around it.
+"""boto3 clients on a moto server on 127.0.0.1 (`tests.calls_table.SerialMotoServer`), and what tests need
+around them: IAM users with given grants, a Lambda function to invoke, a record of what went out.
 
-moto's in-process mode (`mock_aws`) patches botocore only, so it never sees httpx traffic: every test
-of `shared.aws` and its users talks real HTTP to a moto server (`tests.calls_table.SerialMotoServer`).
+Clients are built with `shared.aws.client_config()`, the configuration the functions use.
 """
 
 from __future__ import annotations
@@ -15,43 +15,49 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from shared.aws import AwsClient, AwsConfig, Service
+from shared import aws
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"  # moto's dummy credentials (moto checks no signature unless told to)
 
 
-def config(endpoint: str, **overrides: str) -> AwsConfig:
-    values = {
-        "region": REGION,
-        "endpoint": endpoint,
-        "access_key_id": ACCESS_KEY_ID,
-        "secret_access_key": SECRET_ACCESS_KEY,
-    }
-    values.update(overrides)
-    return AwsConfig(**values)
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str = ACCESS_KEY_ID
+    secret_access_key: str = SECRET_ACCESS_KEY
 
 
-def aws_client(service: Service, endpoint: str, **kwargs: Any) -> AwsClient:
-    """`shared.aws`'s client for `service` on the moto server at `endpoint`."""
-    return AwsClient(service, config(endpoint), **kwargs)
+def boto3_client(
+    service: str, endpoint: str, credentials: Credentials | None = None, *, max_attempts: int | None = None
+) -> Any:
+    """A boto3 client for `service` on the moto server at `endpoint` (its own session: thread-safe)."""
+    from boto3.session import Session
+    from botocore.config import Config
 
-
-def boto3_client(service: str, endpoint: str) -> Any:
-    """A boto3 client on the same server, for setting things up (creating secrets, functions, tables)."""
-    import boto3
-
-    factory: Any = boto3.client  # any service by name (the stubs want a literal)
+    config = aws.client_config()
+    if max_attempts is not None:
+        config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
+    credentials = credentials or Credentials()
+    factory: Any = Session().client  # any service by name (the stubs want a literal)
     return factory(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        config=config,
     )
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """The variables that point `shared.aws`'s clients at the moto server (as Lambda's would at AWS)."""
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+    }
 
 
 def register_function(endpoint: str, name: str | None = None) -> str:
@@ -82,40 +88,63 @@ def register_function(endpoint: str, name: str | None = None) -> str:
     return name
 
 
-def iam_user(endpoint: str, actions: list[str]) -> AwsConfig:
-    """An IAM user in moto allowed `actions` (on any resource: moto checks actions, not resources), as the
-    configuration of a client signing with its access key. Checked only under moto's
-    `enable_iam_authentication()`; moto names Lambda's Invoke action `lambda:Invoke` (IAM: InvokeFunction)."""
+def iam_user(endpoint: str, actions: list[str]) -> Credentials:
+    """An IAM user in moto allowed `actions` (on any resource: moto checks actions, not resources).
+    Checked only under moto's `enable_iam_authentication()`; moto names Lambda's Invoke action
+    `lambda:Invoke` (IAM: InvokeFunction)."""
     iam = boto3_client("iam", endpoint)
     name = f"fn-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=name)
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
     iam.put_user_policy(UserName=name, PolicyName="grants", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
-    return config(endpoint, access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"])
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Exchange:
-    request: httpx.Request
-    body: bytes
+    service: str  # the signing name, which is the IAM prefix: dynamodb, secretsmanager, lambda, scheduler
+    operation: str  # the API operation: UpdateItem, GetSecretValue, Invoke, CreateSchedule
     status: int
+    headers: dict[str, str]
+    body: bytes
 
 
-class Recording(httpx.BaseTransport):
-    """A real HTTP transport that also keeps every request sent (signed) and the status that came back."""
+class Wire:
+    """Every request a boto3 client sent (signed, as it left) and the status that came back.
 
-    def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
+    botocore's own event hooks: `before-send` sees each attempt's request, `after-call` the answer.
+    """
+
+    def __init__(self, *clients: Any) -> None:
         self._lock = threading.Lock()
+        self._sent: dict[int, Any] = {}
         self.exchanges: list[Exchange] = []
+        for client in clients:
+            self.watch(client)
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        response = self._inner.handle_request(request)
+    def watch(self, client: Any) -> Any:
+        client.meta.events.register("before-send", self._before_send)
+        client.meta.events.register("after-call", self._after_call)
+        return client
+
+    def _before_send(self, request: Any, **_: Any) -> None:
         with self._lock:
-            self.exchanges.append(Exchange(request, body, response.status_code))
-        return response
+            self._sent[threading.get_ident()] = request
 
-    def close(self) -> None:
-        self._inner.close()
+    def _after_call(self, http_response: Any, model: Any, **_: Any) -> None:
+        with self._lock:
+            request = self._sent.pop(threading.get_ident())
+            body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+            self.exchanges.append(
+                Exchange(
+                    service=model.service_model.signing_name,
+                    operation=model.name,
+                    status=http_response.status_code,
+                    headers={
+                        k.lower(): v.decode() if isinstance(v, bytes) else v
+                        for k, v in request.headers.items()
+                    },
+                    body=body,
+                )
+            )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from typing import Any
 
@@ -17,13 +19,15 @@ from shared.launcher import (
     ObserveRequest,
 )
 from tests.calls_table import AWS_TEST_ENV
-from tests.moto_aws import Recording, aws_client, register_function
+from tests.moto_aws import Wire, boto3_client, register_function
 
 
 def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str) -> None:
     function = register_function(moto_endpoint)
-    wire = Recording()
-    launcher = LambdaObserverLauncher(function, aws_client("lambda", moto_endpoint, transport=wire))
+    client = boto3_client("lambda", moto_endpoint)
+    wire = Wire(client)
+    launcher = LambdaObserverLauncher(function, client)
+    launcher.prepare()  # an injected client: nothing to build
     launcher.launch(
         ObserveRequest(
             call_id="rtc_abc",
@@ -35,10 +39,8 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
     )
     # One request, over real HTTP, queued by moto's Lambda (which checks no name: asserted here).
     (sent,) = wire.exchanges
-    assert sent.status == 202
-    assert sent.request.method == "POST"
-    assert sent.request.url.path == f"/2015-03-31/functions/{function}/invocations"
-    assert sent.request.headers["x-amz-invocation-type"] == "Event"
+    assert (sent.service, sent.operation, sent.status) == ("lambda", "Invoke", 202)
+    assert sent.headers["x-amz-invocation-type"] == "Event"
     assert json.loads(sent.body) == {
         "call_id": "rtc_abc",
         "source": "sip",
@@ -48,13 +50,30 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
     }
 
 
-def test_lambda_launcher_refuses_a_failed_invoke() -> None:
-    class Failing:
-        def invoke_async(self, function_name: str, payload: bytes) -> int:
-            return 200  # anything but 202 (queued) is not a launch
+def test_lambda_launcher_names_the_function_it_invokes(moto_endpoint: str) -> None:
+    client = boto3_client("lambda", moto_endpoint)
+    paths: list[str] = []
+    client.meta.events.register("before-send", lambda request, **_: paths.append(request.url))
+    LambdaObserverLauncher("stack-observer", client).launch(ObserveRequest(call_id="rtc_n", source="api"))
+    assert paths == [f"{moto_endpoint}/2015-03-31/functions/stack-observer/invocations"]
 
-    with pytest.raises(ServiceError, match="Observer launch failed"):
-        LambdaObserverLauncher("fn", Failing()).launch(ObserveRequest(call_id="rtc_a", source="api"))
+
+def test_lambda_launcher_refuses_a_failed_invoke(moto_endpoint: str) -> None:
+    client = boto3_client("lambda", moto_endpoint)
+    # Anything but 202 (queued) is not a launch: answer 200, as a synchronous invoke would.
+    client.meta.events.register("after-call.lambda.Invoke", lambda parsed, **_: parsed.update(StatusCode=200))
+    with pytest.raises(ServiceError, match=r"Observer launch failed \(status 200\)"):
+        LambdaObserverLauncher("fn", client).launch(ObserveRequest(call_id="rtc_a", source="api"))
+
+
+def test_lambda_launcher_refuses_an_unreachable_lambda_without_request_data() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = boto3_client("lambda", f"http://127.0.0.1:{port}", max_attempts=1)
+    with pytest.raises(ServiceError) as caught:
+        LambdaObserverLauncher("stack-observer", client).launch(ObserveRequest(call_id="rtc_x", source="api"))
+    assert caught.value.reason == "Observer launch failed (EndpointConnectionError)"
 
 
 def test_lambda_launcher_from_the_environment(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,6 +90,7 @@ def test_lambda_launcher_from_the_environment(moto_endpoint: str, monkeypatch: p
         deps.reset()
         launcher = deps.observer_launcher()
         assert isinstance(launcher, LambdaObserverLauncher)
+        launcher.prepare()  # what /rtc and /sip call before they wait on OpenAI
         launcher.launch(ObserveRequest(call_id="rtc_env", source="webrtc"))
         launcher.launch(ObserveRequest(call_id="rtc_env2", source="webrtc"))
         assert deps.observer_launcher() is launcher
@@ -84,10 +104,11 @@ def test_lambda_launcher_without_aws_configuration_names_the_variable(
     monkeypatch.setenv("OBSERVER_FUNCTION_NAME", "stack-observer")
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)  # no profile region either
     try:
         deps.reset()
         launcher = LambdaObserverLauncher("stack-observer")  # builds nothing yet
-        with pytest.raises(ServiceError, match="AWS_REGION"):
+        with pytest.raises(ServiceError, match="AWS_DEFAULT_REGION"):
             launcher.launch(ObserveRequest(call_id="rtc_a", source="api"))
     finally:
         deps.reset()

@@ -199,6 +199,9 @@ def test_an_accepted_delivery_whose_launch_failed_is_relaunched_not_reaccepted(
     deps.reset()
 
     class Failing:
+        def prepare(self) -> None:
+            pass
+
         def launch(self, request: object) -> None:
             raise RuntimeError("invoke failed")
 

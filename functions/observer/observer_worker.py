@@ -378,6 +378,7 @@ def _finish(
     result: ObserveResult,
 ) -> None:
     """The call is over: close the lease for good, free its concurrency slot, record its length."""
+    deps.hard_stop().cancel(request.call_id)  # its hangup schedule is not needed any more
     try:
         store.end_lease(request.call_id, owner)
         if request.source == "sip" and settings.max_concurrent_calls > 0:

@@ -22,10 +22,12 @@ async def create_call(request: Request) -> Response:
     video = query_flag(request, "video")
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
+    deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
     call = await deps.openai_client().create_call(offer, deps.session_config().to_json())
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
+    deps.hard_stop().schedule(call.call_id)  # in the background: the hangup at the call's time limit
     deps.observer_launcher().launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
     # X-Call-Id: the page shows it (same origin, so no CORS exposure is needed).
     headers = {"Cache-Control": "no-store", "X-Call-Id": call.call_id}

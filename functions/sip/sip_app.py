@@ -74,6 +74,7 @@ async def incoming_call(request: Request) -> Response:
             raise ClientError(409, "This delivery is being handled; retry later")
         return Response(status_code=200)
 
+    deps.prepare_call_start()  # AWS clients build in the background during the accept
     if state == "new":
         try:
             accepted = await answer_call(
@@ -97,6 +98,7 @@ async def incoming_call(request: Request) -> Response:
         logger.info("call already accepted by an earlier delivery; starting its observer again")
     # If this launch fails the record stays `accepted`: a redelivery only starts the observer (whose
     # lease keeps it to one), it never accepts twice.
+    deps.hard_stop().schedule(call.call_id)  # in the background: the hangup at the call's time limit
     deps.observer_launcher().launch(
         ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time())
     )

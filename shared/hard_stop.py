@@ -1,0 +1,167 @@
+"""A hard stop for every call that does not depend on the observer.
+
+The observer ends a call at `MAX_CALL_SECONDS`; if it crashed or was throttled the call would run on to
+OpenAI's 60-minute cap. So where a call starts (/rtc, /sip) a one-shot EventBridge Scheduler schedule is
+created too: at start + MAX_CALL_SECONDS (or the 60-minute cap when there is no limit) + a grace, it
+invokes the hangup function (`functions/hangup/hangup_app.py`) with `{"call_id": ...}`, and deletes
+itself afterwards. The observer deletes it when the call ends normally (`cancel`).
+
+Creating it is off the critical path: `prepare()` builds the Scheduler client in a background thread
+before the route waits on OpenAI, and `schedule()` sends the request from another one. A failure is
+logged and never fails the call (the observer still enforces the limit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from shared import aws
+from shared.errors import ServiceError
+from shared.log import logger
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+
+OPENAI_MAX_SESSION_SECONDS = 60 * 60  # OpenAI ends every Realtime session at 60 minutes
+_NAME_LIMIT = 64  # Scheduler: 1-64 characters of [0-9a-zA-Z-_.]
+
+
+@dataclass(frozen=True)
+class HangupSchedule:
+    """One call's schedule, as `CreateSchedule` receives it."""
+
+    call_id: str
+    name: str
+    group: str
+    at: datetime  # UTC, whole seconds
+
+    @property
+    def expression(self) -> str:
+        return f"at({self.at.strftime('%Y-%m-%dT%H:%M:%S')})"
+
+    @property
+    def input(self) -> str:
+        return json.dumps({"call_id": self.call_id})
+
+
+def schedule_name(call_id: str) -> str:
+    """`hangup-<call id>`, or a digest of it when that would be too long for Scheduler."""
+    name = f"hangup-{call_id}"
+    return name if len(name) <= _NAME_LIMIT else f"hangup-{hashlib.sha256(call_id.encode()).hexdigest()[:48]}"
+
+
+class HardStop:
+    """Creates and deletes calls' hangup schedules. Disabled (no-op, no boto3) without HANGUP_FUNCTION_ARN."""
+
+    def __init__(
+        self, settings: Settings, scheduler_client: EventBridgeSchedulerClient | None = None
+    ) -> None:
+        self._settings = settings
+        self._client = scheduler_client
+        self._pending: list[threading.Thread] = []  # schedules still being created (settle())
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._settings.hangup_function_arn)
+
+    def prepare(self) -> None:
+        """Start building the Scheduler client in the background (before the route waits on OpenAI)."""
+        if self.enabled and self._client is None:
+            aws.prepare("scheduler")
+
+    def plan(self, call_id: str, started_at: float) -> HangupSchedule:
+        limit = self._settings.max_call_seconds or OPENAI_MAX_SESSION_SECONDS
+        fire_at = math.ceil(started_at + limit + self._settings.hard_stop_grace_seconds)
+        return HangupSchedule(
+            call_id=call_id,
+            name=schedule_name(call_id),
+            group=self._settings.hangup_schedule_group,
+            at=datetime.fromtimestamp(fire_at, UTC),
+        )
+
+    def schedule(self, call_id: str, started_at: float | None = None) -> threading.Thread | None:
+        """Create the call's schedule in a background thread (returned, for tests to join)."""
+        if not self.enabled:
+            return None
+        plan = self.plan(call_id, time.time() if started_at is None else started_at)
+        thread = threading.Thread(target=self.create, args=(plan,), name=f"hard-stop-{call_id}", daemon=True)
+        thread.start()
+        self._pending = [t for t in self._pending if t.is_alive()] + [thread]
+        return thread
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to `timeout` s in all for the schedules still being created; True if none is left.
+        Lambda freezes a container when its handler returns: a handler can call this last."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._pending):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._pending = [t for t in self._pending if t.is_alive()]
+        return not self._pending
+
+    def create(self, plan: HangupSchedule) -> bool:
+        """Send `CreateSchedule`; False (logged) if it failed. Runs in `schedule()`'s thread."""
+        settings = self._settings
+        try:
+            self._scheduler().create_schedule(
+                Name=plan.name,
+                GroupName=plan.group,
+                ScheduleExpression=plan.expression,
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={
+                    "Arn": settings.hangup_function_arn,
+                    "RoleArn": settings.scheduler_role_arn,
+                    "Input": plan.input,
+                    "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 300},
+                },
+            )
+        except Exception as exc:
+            if _error_code(exc) == "ConflictException":  # a retried request that had landed: it exists
+                return True
+            logger.error(
+                "hard stop not scheduled",
+                extra={"call_id": plan.call_id, "error": type(exc).__name__, "code": _error_code(exc)},
+            )
+            return False
+        logger.info("hard stop scheduled", extra={"call_id": plan.call_id, "at": plan.expression})
+        return True
+
+    def cancel(self, call_id: str) -> None:
+        """The call ended normally: delete its schedule. Gone already (fired, or never made) is fine."""
+        if not self.enabled:
+            return
+        try:
+            self._scheduler().delete_schedule(
+                Name=schedule_name(call_id), GroupName=self._settings.hangup_schedule_group
+            )
+        except Exception as exc:
+            code = _error_code(exc)
+            if code != "ResourceNotFoundException":  # left in place it fires once and finds the call over
+                logger.warning(
+                    "hard stop not cancelled",
+                    extra={"call_id": call_id, "error": type(exc).__name__, "code": code},
+                )
+            return
+        logger.info("hard stop cancelled", extra={"call_id": call_id})
+
+    def _scheduler(self) -> EventBridgeSchedulerClient:
+        if self._client is None:
+            self._client = aws.client("scheduler")
+        return self._client
+
+
+def _error_code(exc: Exception) -> str:
+    """AWS's error code of a botocore ClientError; "" for anything else (unreachable, misconfigured)."""
+    if isinstance(exc, ServiceError):
+        return ""
+    response: Any = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
