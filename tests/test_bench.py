@@ -35,8 +35,11 @@ def test_realistic_script_is_mostly_deltas_with_whole_turns() -> None:
 def test_warm_measures_run_and_see_one_connection(servers: tuple[FakeProcess, str]) -> None:
     fake, moto_url = servers
     overhead = warm.overhead(fake, repeats=3, warmup=1)
-    assert [r.label for r in overhead] == ["/rtc", "/token", "/sip"]
-    assert all(r.handler_ms > 0 and r.direct_ms > 0 for r in overhead)
+    assert [r.label for r in overhead] == ["/rtc", "/token", "/sip", "/observer (HTTP)", "page"]
+    upstream, local = overhead[:3], overhead[3:]
+    assert all(r.handler_ms > 0 and r.direct_ms > 0 for r in upstream)
+    # Routes with no upstream call: the whole handler time is the added latency.
+    assert all(r.direct_ms == 0 and r.added_ms == r.handler_ms > 0 for r in local)
     reuse = warm.connection_reuse(fake, moto_url, invocations=3)
     assert [r.openai_connections for r in reuse] == [1, 1, 1, None]
     assert all(r.lambda_connections for r in reuse if r.label != "/token")

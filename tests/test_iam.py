@@ -162,7 +162,7 @@ def test_the_scheduler_role_may_only_invoke_the_hangup_function() -> None:
     assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
         "Allow",
         "lambda:InvokeFunction",
-        "HangupFunction.Arn",
+        "${HangupFunction.Arn}:live",  # its alias: what the schedules target
     )
     assert RESOURCES["HangupFunction"]["Type"] == "AWS::Serverless::Function"
 

@@ -205,3 +205,15 @@ def test_after_a_snapstart_init_the_first_request_imports_nothing(
     found = _in_fresh_process(code, env, folder)
     assert found["status"] == status
     assert found["new"] == []
+
+
+def test_the_hard_stop_schedules_target_the_hangup_alias() -> None:
+    targets = {
+        name: ((resource.get("Properties") or {}).get("Environment") or {})
+        .get("Variables", {})
+        .get("HANGUP_FUNCTION_ARN")
+        for name, resource in TEMPLATE["Resources"].items()
+    }
+    assert {name: t for name, t in targets.items() if t} == dict.fromkeys(
+        ("RtcFunction", "SipFunction", "ObserverFunction"), "${HangupFunction.Arn}:live"
+    )
