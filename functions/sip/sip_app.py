@@ -11,12 +11,10 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from fastapi import Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from shared import deps, metrics
 from shared.calls import answer_call
@@ -24,7 +22,7 @@ from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.upstream import CALL_ID_PATTERN
-from shared.web import create_app, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
@@ -49,6 +47,34 @@ class WebhookEvent(BaseModel):
     data: dict[str, Any] = {}
 
 
+app = create_app()
+
+# The body is verified as raw bytes before it is parsed, so FastAPI never reads it; the contract
+# states it (a WebhookEvent, tests/test_openapi.py keeps the two alike), and the signature headers,
+# which a missing or bad value turns into 401, not 400.
+WEBHOOK = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}},
+    },
+}
+
+
+@app.post(
+    "/sip",
+    operation_id="incoming_call",
+    summary="OpenAI's realtime.call.incoming webhook (Standard Webhooks signature); accepts the call.",
+    response_class=Response,
+    responses={
+        200: {"description": "Handled (accepted, refused by policy, ignored or a duplicate)."},
+        **error_responses(400, 401, 409, 413, 500, 502, 504),
+    },
+    openapi_extra=WEBHOOK,
+)
 async def incoming_call(request: Request) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     _verify(body, dict(request.headers), deps.secret_store().signing_secret())
@@ -129,5 +155,4 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
-app = create_app([Route("/sip", incoming_call, methods=["POST"])])
 handler = make_handler(app)
