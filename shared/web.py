@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
@@ -106,7 +107,18 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # A FastAPI route serves one method per decorator (GET and POST /token are two routes) and the
+        # router names only the first one it tried; Allow lists every method this path serves.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_served(request))}
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _methods_served(request: Request) -> list[str]:
+    routes = request.app.router.routes
+    matching = (r for r in routes if isinstance(r, Route) and r.matches(request.scope)[0] is not Match.NONE)
+    return sorted({method for route in matching for method in route.methods or ()})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
