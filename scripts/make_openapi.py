@@ -7,8 +7,8 @@ their routes, with two adjustments FastAPI cannot know about:
 
 - no 422: shared/web.py answers a failed parameter check with `400 {"error": ...}`, documented per
   route; the `HTTPValidationError` schemas FastAPI adds for the 422 are dropped with it;
-- the models the routes name by `$ref` (shared.web.json_content: the error body, the success bodies,
-  the webhook event read raw) are added to the components.
+- the models of the bodies the routes read raw (the webhook event) are added to the components, where
+  the routes' `openapi_extra` refers to them.
 
 `--check` writes nothing and exits 1 if the file differs from what would be written (`make lint`).
 """
@@ -67,12 +67,9 @@ def build_document() -> dict[str, Any]:
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     for name in VALIDATION_SCHEMAS:
         schemas.pop(name, None)
-    from shared.web import DOCUMENTED_MODELS
+    from sip_app import WebhookEvent  # the routes' raw-body models
 
-    for name, model in DOCUMENTED_MODELS.items():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[name] = schema
+    schemas["WebhookEvent"] = WebhookEvent.model_json_schema(ref_template="#/components/schemas/{model}")
     document["components"]["schemas"] = dict(sorted(schemas.items()))
     return document
 

@@ -40,19 +40,6 @@ class ErrorBody(BaseModel):
     error: str
 
 
-# The models the contract names. Routes refer to them by `$ref` (`json_content`), not `model=`: for a
-# `model=` response FastAPI builds a pydantic field at import and checks that it is no pydantic.v1
-# model, which imports pydantic.v1 (~27 ms of every cold start) for a document the deployed apps never
-# serve. scripts/make_openapi.py writes these models' schemas into the document's components.
-DOCUMENTED_MODELS: dict[str, type[BaseModel]] = {}
-
-
-def json_content(model: type[BaseModel]) -> dict[str, Any]:
-    """The `content` of a documented JSON body (request or response) that is one `model`."""
-    DOCUMENTED_MODELS[model.__name__] = model
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
-
-
 # Why a route answers each error status; a route documents only the ones it really sends.
 ERROR_REASONS: dict[int, str] = {
     400: "Malformed input (a parameter, the body); nothing was sent upstream.",
@@ -68,9 +55,8 @@ ERROR_REASONS: dict[int, str] = {
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a path operation: the error body, for each status it sends."""
-    content = json_content(ErrorBody)
-    return {code: {"description": ERROR_REASONS[code], "content": content} for code in status_codes}
+    """`responses=` for a path operation: the error model, for each status it sends."""
+    return {code: {"model": ErrorBody, "description": ERROR_REASONS[code]} for code in status_codes}
 
 
 def error_response(status_code: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

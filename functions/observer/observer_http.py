@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from shared import deps
 from shared.launcher import ObserveRequest
 from shared.upstream import CALL_ID_PATTERN
-from shared.web import create_app, error_responses, json_content, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 # The route takes no body; anything beyond a token amount is refused.
 MAX_BODY_BYTES = 1024
@@ -32,7 +32,7 @@ app = create_app()
     status_code=202,
     response_class=JSONResponse,
     responses={
-        202: {"description": "The observer is starting.", "content": json_content(ObserverStarting)},
+        202: {"model": ObserverStarting, "description": "The observer is starting."},
         **error_responses(400, 413, 500),
     },
 )

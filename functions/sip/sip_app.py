@@ -22,7 +22,7 @@ from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.upstream import CALL_ID_PATTERN
-from shared.web import create_app, error_responses, json_content, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
@@ -49,8 +49,9 @@ class WebhookEvent(BaseModel):
 
 app = create_app()
 
-# The body is verified as raw bytes before it is parsed, so FastAPI never reads it: the contract states
-# it, and the signature headers (not FastAPI parameters: a missing or bad one is a 401, not a 400).
+# The body is verified as raw bytes before it is parsed, so FastAPI never reads it; the contract
+# states it (a WebhookEvent, tests/test_openapi.py keeps the two alike), and the signature headers,
+# which a missing or bad value turns into 401, not 400.
 WEBHOOK = {
     "parameters": [
         {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
@@ -58,7 +59,7 @@ WEBHOOK = {
     ],
     "requestBody": {
         "required": True,
-        "content": json_content(WebhookEvent),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}},
     },
 }
 

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from shared import deps
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.web import create_app, error_responses, json_content, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 # A POST body is read (so its size is bounded) and then ignored: nothing in it changes the session.
 MAX_BODY_BYTES = 4 * 1024
@@ -28,9 +28,9 @@ class Token(BaseModel):
 app = create_app(middleware=[Middleware(OriginPolicy, methods=("GET", "POST"))])
 
 MINTED = {
+    "model": Token,
     "description": "An ephemeral client secret and where to post the offer with it.",
     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
-    "content": json_content(Token),
 }
 ERRORS = error_responses(403, 413, 500, 502, 504)
 ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}}
