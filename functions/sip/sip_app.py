@@ -49,9 +49,9 @@ class WebhookEvent(BaseModel):
 
 app = create_app()
 
-# The body is verified as raw bytes before it is parsed, so FastAPI never reads it; the contract
-# states it (a WebhookEvent, tests/test_openapi.py keeps the two alike), and the signature headers,
-# which a missing or bad value turns into 401, not 400.
+# The body is verified as raw bytes before it is parsed, so FastAPI never reads it: the contract states
+# it (a WebhookEvent; scripts/make_openapi.py adds its schema) and the signature headers, which are no
+# FastAPI parameters because a missing or bad one is a 401, not a 400.
 WEBHOOK = {
     "parameters": [
         {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
