@@ -120,7 +120,6 @@ def create_app(middleware: Sequence[Middleware] = ()) -> FastAPI:
     `scripts/make_openapi.py` builds the document from the apps' routes instead.
     """
     return FastAPI(
-        title="hello-realtime on AWS Lambda",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
