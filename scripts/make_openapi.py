@@ -36,9 +36,10 @@ FUNCTIONS = {
 HEADER = """\
 # The HTTP API that template.yaml's HttpApi serves, one operation per route (each route is one Lambda
 # function: see the README's architecture map). GENERATED from the FastAPI apps by
-# scripts/make_openapi.py: do not edit; change the routes and run `python scripts/make_openapi.py`.
-# tests/test_fuzz.py checks that the operations here and the routes in template.yaml are the same set,
-# and fuzzes every operation with schemathesis through the handlers.
+# scripts/make_openapi.py: do not edit; change the routes and run `python scripts/make_openapi.py`
+# (`make lint` and tests/test_openapi.py fail while it is stale). tests/test_fuzz.py checks that the
+# operations here and the routes in template.yaml are the same set, and fuzzes every operation with
+# schemathesis through the handlers.
 """
 
 DESCRIPTION = (
