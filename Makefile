@@ -54,6 +54,7 @@ lint: $(BIN)/.installed ## ruff + mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python scripts/make_events.py --check
+	$(BIN)/python scripts/make_openapi.py --check
 
 unit: $(BIN)/.installed browser ## pytest
 	$(BIN)/pytest

@@ -1,30 +1,31 @@
-"""What every HTTP function shares: the ASGI app with uniform errors, and the Lambda handler.
+"""What every HTTP function shares: the FastAPI app with uniform errors, and the Lambda handler.
 
-The apps are plain Starlette (what FastAPI is built on) behind Mangum. FastAPI itself was measured at
-~280 ms of import on a cold start (`make bench`, docs/PERFORMANCE.md), nearly the whole 300 ms budget;
-each route reads one raw body and validates it itself, so FastAPI's injection and OpenAPI machinery
-bought nothing at run time. The API is described in `openapi.yaml` instead.
+Each function is a FastAPI app behind Mangum. FastAPI validates the typed query and path parameters
+(its 422 becomes our 400), and its generated OpenAPI is the API contract (`scripts/make_openapi.py`
+writes `openapi.yaml` from the five apps). The bodies stay raw (`read_body`): the SDP offer and the
+signed webhook bytes are checked by the routes themselves, so `openapi_extra` documents them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import FastAPI, Query
+from fastapi.exceptions import RequestValidationError
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
-from starlette.applications import Starlette
+from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute
+from starlette.routing import Match, Route
 
 from shared import snapstart
 from shared.errors import ClientError, ServiceError
@@ -37,9 +38,45 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 TEXT_MIME_TYPES = [*DEFAULT_TEXT_MIME_TYPES, "application/sdp"]
 
 
-def error_response(status_code: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+class ErrorBody(BaseModel):
     """Every error body has one shape: `{"error": "<one-line reason>"}`."""
+
+    error: str
+
+
+# Why a route answers each error status; a route documents only the ones it really sends.
+ERROR_REASONS: dict[int, str] = {
+    400: "Malformed input (a parameter, the body); nothing was sent upstream.",
+    401: "The webhook signature does not verify.",
+    403: "A browser page whose Origin is not allowed; nothing was sent upstream.",
+    409: "The same delivery is being handled elsewhere; retry later.",
+    413: "The body is larger than the route allows.",
+    415: "The body's Content-Type is not the one the route reads.",
+    500: "Server misconfigured (a secret or setting is missing) or the observer could not be started.",
+    502: "OpenAI answered an error or could not be reached (its message, key-shaped text masked).",
+    504: "OpenAI did not answer in time.",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a path operation: the error model, for each status it sends."""
+    return {code: {"model": ErrorBody, "description": ERROR_REASONS[code]} for code in status_codes}
+
+
+def error_response(status_code: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status_code, headers=headers)
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+# A boolean query parameter (`name: QueryFlag = False`): the forms pydantic accepts ("true", "1", "yes",
+# "off", ...), case-insensitive, surrounding spaces ignored; anything else is a 400.
+QueryFlag = Annotated[bool, BeforeValidator(_strip), Query()]
+
+# What a failed parameter check says, by pydantic error type (anything else "is invalid").
+_VALIDATION_REASONS = {"bool_parsing": "must be true or false", "string_pattern_mismatch": "is malformed"}
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -49,9 +86,29 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.reason)
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI would answer 422 with pydantic's details; clients get our 400 naming the parameter.
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    reason = _VALIDATION_REASONS.get(str(first.get("type")), "is invalid")
+    return await _service_error(request, ClientError(400, f"Invalid request: {where} {reason}"))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # A FastAPI route serves one method per decorator (GET and POST /token are two routes) and the
+        # router names only the first one it tried; Allow lists every method this path serves.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_served(request))}
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _methods_served(request: Request) -> list[str]:
+    routes = request.app.router.routes
+    matching = (r for r in routes if isinstance(r, Route) and r.matches(request.scope)[0] is not Match.NONE)
+    return sorted({method for route in matching for method in route.methods or ()})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -60,13 +117,20 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "Internal error")
 
 
-def create_app(routes: Sequence[BaseRoute], middleware: Sequence[Middleware] = ()) -> Starlette:
-    """An ASGI app with `{"error": ...}` bodies for every failure (404, 405 and 500 included)."""
-    return Starlette(
-        routes=routes,
+def create_app(middleware: Sequence[Middleware] = ()) -> FastAPI:
+    """A FastAPI app with `{"error": ...}` bodies for every failure (400 for bad parameters, 404, 405, 500).
+
+    It serves no /docs or /openapi.json (API Gateway routes only the template's routes);
+    `scripts/make_openapi.py` builds the document from the apps' routes instead.
+    """
+    return FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         middleware=middleware,
         exception_handlers={
             ServiceError: _service_error,
+            RequestValidationError: _invalid_request,
             HTTPException: _http_error,
             Exception: _unexpected,
         },
@@ -88,32 +152,6 @@ async def read_body(request: Request, *, max_bytes: int, content_types: tuple[st
     return body
 
 
-# What a boolean query parameter may say (the forms pydantic accepts), case-insensitive.
-_FLAGS = {
-    **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
-    **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
-}
-
-
-def query_flag(request: Request, name: str, default: bool = False) -> bool:
-    """A boolean query parameter (`?video=true`); anything else than a boolean is a 400."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    flag = _FLAGS.get(raw.strip().lower())
-    if flag is None:
-        raise ClientError(400, f"Invalid request: query.{name} must be true or false")
-    return flag
-
-
-def path_param(request: Request, name: str, pattern: re.Pattern[str]) -> str:
-    """A path parameter that must match `pattern` whole; a 400 names the parameter otherwise."""
-    value = str(request.path_params.get(name, ""))
-    if not pattern.fullmatch(value):
-        raise ClientError(400, f"Invalid request: path.{name} is malformed")
-    return value
-
-
 _thread_state = threading.local()
 
 
@@ -127,7 +165,7 @@ def _ensure_event_loop() -> None:
     asyncio.set_event_loop(loop)
 
 
-def make_handler(app: Starlette) -> LambdaHandler:
+def make_handler(app: FastAPI) -> LambdaHandler:
     """The Lambda entry point for an HTTP function: API Gateway HTTP API (payload 2.0) -> ASGI app."""
     _ensure_event_loop()  # Mangum looks for a loop when it is built, too
     adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)

@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from typing import Annotated, Literal
+
+from fastapi import Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from shared import deps
 from shared.launcher import ObserveRequest
 from shared.upstream import CALL_ID_PATTERN
-from shared.web import create_app, make_handler, path_param, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 # The route takes no body; anything beyond a token amount is refused.
 MAX_BODY_BYTES = 1024
 
 
-async def observe_call(request: Request) -> JSONResponse:
-    call_id = path_param(request, "call_id", CALL_ID_PATTERN)
+class ObserverStarting(BaseModel):
+    call_id: str
+    status: Literal["starting"]
+
+
+app = create_app()
+
+
+@app.post(
+    "/observer/{call_id}",
+    operation_id="observe_call",
+    summary="Starts the observer for a call made directly from the browser; answers at once.",
+    status_code=202,
+    response_class=JSONResponse,
+    responses={
+        202: {"model": ObserverStarting, "description": "The observer is starting."},
+        **error_responses(400, 413, 500),
+    },
+)
+async def observe_call(
+    request: Request, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)]
+) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     deps.observer_launcher().launch(ObserveRequest(call_id=call_id, source="api"))
-    return JSONResponse({"call_id": call_id, "status": "starting"}, status_code=202)
+    return JSONResponse(ObserverStarting(call_id=call_id, status="starting").model_dump(), status_code=202)
 
 
-app = create_app([Route("/observer/{call_id}", observe_call, methods=["POST"])])
 handler = make_handler(app)

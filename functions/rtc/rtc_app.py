@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+from fastapi import Request, Response
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from shared import deps, metrics
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.web import create_app, make_handler, query_flag, read_body
+from shared.web import QueryFlag, create_app, error_responses, make_handler, read_body
 
 # A real offer is 2-10 kB (audio plus video); anything far larger is not a browser's offer.
 MAX_OFFER_BYTES = 64 * 1024
 
+app = create_app(middleware=[Middleware(OriginPolicy, methods=("POST",))])
 
-async def create_call(request: Request) -> Response:
-    video = query_flag(request, "video")
+# The offer is read raw (checked here, not by FastAPI), so its schema is stated for the contract.
+SDP_OFFER = {
+    "required": True,
+    "content": {
+        "application/sdp": {"schema": {"type": "string", "pattern": "^v=0", "maxLength": MAX_OFFER_BYTES}}
+    },
+}
+SDP_ANSWER = {
+    "description": "The SDP answer. `X-Call-Id` names the call.",
+    "headers": {
+        "X-Call-Id": {"schema": {"type": "string"}},
+        "Cache-Control": {"schema": {"const": "no-store"}},
+    },
+    "content": {"application/sdp": {"schema": {"type": "string"}}},
+}
+
+
+@app.post(
+    "/rtc",
+    operation_id="create_call",
+    summary="Browser SDP offer -> OpenAI /v1/realtime/calls -> SDP answer; starts the observer.",
+    response_class=Response,
+    responses={200: SDP_ANSWER, **error_responses(400, 403, 413, 415, 500, 502, 504)},
+    openapi_extra={"requestBody": SDP_OFFER},
+)
+async def create_call(request: Request, video: QueryFlag = False) -> Response:
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
     deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
@@ -44,8 +67,4 @@ def _sdp_text(body: bytes) -> str:
     return offer
 
 
-app = create_app(
-    [Route("/rtc", create_call, methods=["POST"])],
-    middleware=[Middleware(OriginPolicy, methods=("POST",))],
-)
 handler = make_handler(app)

@@ -11,20 +11,18 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from fastapi import Request, Response
 from pydantic import BaseModel, Field, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from shared import deps, metrics
+from shared import deps, metrics, snapstart
 from shared.calls import answer_call
 from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.upstream import CALL_ID_PATTERN
-from shared.web import create_app, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
@@ -49,6 +47,34 @@ class WebhookEvent(BaseModel):
     data: dict[str, Any] = {}
 
 
+app = create_app()
+
+# The body is verified as raw bytes before it is parsed, so FastAPI never reads it: the contract states
+# it (a WebhookEvent; scripts/make_openapi.py adds its schema) and the signature headers, which are no
+# FastAPI parameters because a missing or bad one is a 401, not a 400.
+WEBHOOK = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookEvent"}}},
+    },
+}
+
+
+@app.post(
+    "/sip",
+    operation_id="incoming_call",
+    summary="OpenAI's realtime.call.incoming webhook (Standard Webhooks signature); accepts the call.",
+    response_class=Response,
+    responses={
+        200: {"description": "Handled (accepted, refused by policy, ignored or a duplicate)."},
+        **error_responses(400, 401, 409, 413, 500, 502, 504),
+    },
+    openapi_extra=WEBHOOK,
+)
 async def incoming_call(request: Request) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     _verify(body, dict(request.headers), deps.secret_store().signing_secret())
@@ -106,7 +132,7 @@ async def incoming_call(request: Request) -> Response:
     return Response(status_code=200)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=4)  # keyed by the secret itself: emptied around a SnapStart snapshot (below)
 def _webhook(secret: str) -> Webhook:
     return Webhook(secret)  # accepts `whsec_<base64>` and bare base64
 
@@ -131,5 +157,5 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
-app = create_app([Route("/sip", incoming_call, methods=["POST"])])
+snapstart.on_restore(_webhook.cache_clear)
 handler = make_handler(app)

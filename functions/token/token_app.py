@@ -2,37 +2,68 @@
 
 from __future__ import annotations
 
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from shared import deps
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.web import create_app, make_handler, read_body
+from shared.web import create_app, error_responses, make_handler, read_body
 
 # A POST body is read (so its size is bounded) and then ignored: nothing in it changes the session.
 MAX_BODY_BYTES = 4 * 1024
 
 
+class Token(BaseModel):
+    """An ephemeral client secret and where to post the offer with it."""
+
+    value: str
+    expires_at: int
+    calls_url: str  # where the browser posts its offer
+    model: str
+
+
+app = create_app(middleware=[Middleware(OriginPolicy, methods=("GET", "POST"))])
+
+MINTED = {
+    "model": Token,
+    "description": "An ephemeral client secret and where to post the offer with it.",
+    "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+}
+ERRORS = error_responses(403, 413, 500, 502, 504)
+ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}}
+
+
+@app.get(
+    "/token",
+    operation_id="mint_token_get",
+    summary="Mints an ephemeral client secret for a direct browser connection.",
+    response_class=JSONResponse,
+    responses={200: MINTED, **ERRORS},
+)
+@app.post(
+    "/token",
+    operation_id="mint_token_post",
+    summary="The same as GET; a body is size-checked and otherwise ignored.",
+    response_class=JSONResponse,
+    responses={200: MINTED, **ERRORS},
+    openapi_extra=ANY_BODY,
+)
 async def mint_token(request: Request) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     client, session = deps.openai_client(), deps.session_config()
     # The session comes from server settings only: nothing in the request can change it.
     secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)
     logger.info("client secret minted", extra={"expires_at": secret["expires_at"]})
-    body = {
-        "value": secret["value"],
-        "expires_at": secret["expires_at"],
-        "calls_url": f"{client.base_url}/realtime/calls",  # where the browser posts its offer
-        "model": session.model,
-    }
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    token = Token(
+        value=secret["value"],
+        expires_at=secret["expires_at"],
+        calls_url=f"{client.base_url}/realtime/calls",
+        model=session.model,
+    )
+    return JSONResponse(token.model_dump(), headers={"Cache-Control": "no-store"})
 
 
-app = create_app(
-    [Route("/token", mint_token, methods=["GET", "POST"])],
-    middleware=[Middleware(OriginPolicy, methods=("GET", "POST"))],
-)
 handler = make_handler(app)
