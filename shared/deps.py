@@ -22,6 +22,7 @@ from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
+from shared.tools import Channel
 from shared.upstream import OpenAIClient
 
 T = TypeVar("T")
@@ -82,6 +83,13 @@ def session_config() -> SessionConfig:
 
 
 @Singleton
+def sessions() -> dict[Channel, SessionConfig]:
+    """The session of each channel (`deps.sessions()["sip"]`): tools and MCP differ per channel."""
+    settings = get_settings()
+    return {channel: make_session(settings, channel) for channel in ("sip", "webrtc", "browser")}
+
+
+@Singleton
 def call_store() -> CallStore:
     """DynamoDB in AWS (shared by every instance); one in-process store for `make dev` and tests."""
     settings = get_settings()
@@ -133,6 +141,7 @@ def reset() -> None:
         secret_store,
         openai_client,
         session_config,
+        sessions,
         _lambda_launcher,
         call_store,
         caller_policy,

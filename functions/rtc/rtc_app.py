@@ -22,7 +22,7 @@ async def create_call(request: Request) -> Response:
     video = query_flag(request, "video")
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
-    call = await deps.openai_client().create_call(offer, deps.session_config().to_json())
+    call = await deps.openai_client().create_call(offer, deps.sessions()["webrtc"].to_json())
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
