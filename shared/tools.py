@@ -174,7 +174,8 @@ async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, timeout
         )
         return ToolResult(error_output(f"invalid arguments: {problems}"), ok=False)
     try:
-        value = await asyncio.wait_for(tool.function(args), timeout=timeout)
+        async with asyncio.timeout(timeout):
+            value = await tool.function(args)
     except TimeoutError:
         logger.warning("tool timed out", extra={"tool": name, "timeout": timeout})
         return ToolResult(error_output(f"{name} did not finish within {timeout:g} s"), ok=False)
