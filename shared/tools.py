@@ -159,8 +159,8 @@ def error_output(reason: str) -> str:
     return json.dumps({"error": redact(reason)})
 
 
-async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, timeout: float) -> ToolResult:
-    """Validate the arguments and run the tool within `timeout`; every failure is an error output."""
+async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, time_limit: float) -> ToolResult:
+    """Validate the arguments and run the tool within `time_limit` seconds; every failure is an error output."""
     started = time.perf_counter()
     tool = tools.get(name)
     if tool is None:
@@ -174,11 +174,11 @@ async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, timeout
         )
         return ToolResult(error_output(f"invalid arguments: {problems}"), ok=False)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             value = await tool.function(args)
     except TimeoutError:
-        logger.warning("tool timed out", extra={"tool": name, "timeout": timeout})
-        return ToolResult(error_output(f"{name} did not finish within {timeout:g} s"), ok=False)
+        logger.warning("tool timed out", extra={"tool": name, "time_limit": time_limit})
+        return ToolResult(error_output(f"{name} did not finish within {time_limit:g} s"), ok=False)
     except Exception as exc:  # a tool's bug must not end the call: the model hears it failed
         logger.warning("tool failed", extra={"tool": name, "error": type(exc).__name__})
         return ToolResult(error_output(f"{name} failed: {type(exc).__name__}: {exc}"), ok=False)
