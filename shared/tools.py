@@ -160,7 +160,7 @@ def error_output(reason: str) -> str:
 
 
 async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, time_limit: float) -> ToolResult:
-    """Validate the arguments and run the tool within `time_limit` seconds; every failure is an error output."""
+    """Validate the arguments and run the tool within `time_limit` s; every failure is an error output."""
     started = time.perf_counter()
     tool = tools.get(name)
     if tool is None:
