@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
 
+from shared.tools import ActionName
+
 
 class TimeArgs(BaseModel):
     timezone: str = Field(
@@ -53,7 +55,7 @@ class KeypadCall:
     can_transfer: bool  # a SIP call with TRANSFER_TARGET set
 
 
-def on_dtmf(digit: str, call: KeypadCall) -> str | None:
+def on_dtmf(digit: str, call: KeypadCall) -> ActionName | None:
     """A key pressed on a phone call (`0-9`, `*`, `#`, `A-D`): return `"transfer_call"` or `"end_call"`
     to have the observer do that, or None to do nothing (the press is logged either way)."""
     if digit == "0" and call.can_transfer:
