@@ -22,7 +22,7 @@ from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
-from shared.tools import Channel
+from shared.tools import Channel, Tool, available_tools
 from shared.upstream import OpenAIClient
 
 T = TypeVar("T")
@@ -86,7 +86,14 @@ def session_config() -> SessionConfig:
 def sessions() -> dict[Channel, SessionConfig]:
     """The session of each channel (`deps.sessions()["sip"]`): tools and MCP differ per channel."""
     settings = get_settings()
-    return {channel: make_session(settings, channel) for channel in ("sip", "webrtc", "browser")}
+    registry = tool_registry()
+    return {channel: make_session(settings, channel, registry) for channel in ("sip", "webrtc", "browser")}
+
+
+@Singleton
+def tool_registry() -> dict[str, Tool]:
+    """Every tool `TOOLS` may name: the built-ins and shared/my_tools.py (tests add their own)."""
+    return available_tools()
 
 
 @Singleton
@@ -142,6 +149,7 @@ def reset() -> None:
         openai_client,
         session_config,
         sessions,
+        tool_registry,
         _lambda_launcher,
         call_store,
         caller_policy,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.settings import McpServer, Settings
-from shared.tools import Channel, select_tools
+from shared.tools import Channel, Tool, select_tools
 
 Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 
@@ -52,7 +52,9 @@ class SessionConfig(_Model):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def make_session(settings: Settings, channel: Channel | None = None) -> SessionConfig:
+def make_session(
+    settings: Settings, channel: Channel | None = None, registry: dict[str, Tool] | None = None
+) -> SessionConfig:
     """The session config of a call on `channel`, from settings (template parameters in AWS).
 
     - "sip" (the accept body): the function tools of `TOOLS` (transfer_call only with a
@@ -63,10 +65,11 @@ def make_session(settings: Settings, channel: Channel | None = None) -> SessionC
       tools (nobody would answer them) and only MCP servers that need no headers, so no MCP
       credential ever reaches a browser.
     - None: the bare session (model, voice, instructions), without tools.
+    `registry`: the tools `TOOLS` may name (default: shared/tools.py `available_tools()`).
     """
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
-        chosen = select_tools(settings.tool_names, transfer_target=settings.transfer_target)
+        chosen = select_tools(settings.tool_names, transfer_target=settings.transfer_target, known=registry)
         tools += [tool.schema() for tool in chosen.values() if channel in tool.channels]
     if channel is not None:
         tools += [

@@ -138,10 +138,12 @@ def available_tools() -> dict[str, Tool]:
     return found
 
 
-def select_tools(names: Iterable[str], *, transfer_target: str) -> dict[str, Tool]:
-    """The tools named in `TOOLS` (unknown names are a misconfiguration); `transfer_call` only when
-    `TRANSFER_TARGET` is set."""
-    known = available_tools()
+def select_tools(
+    names: Iterable[str], *, transfer_target: str, known: dict[str, Tool] | None = None
+) -> dict[str, Tool]:
+    """The tools named in `TOOLS` out of `known` (default: `available_tools()`; unknown names are a
+    misconfiguration); `transfer_call` only when `TRANSFER_TARGET` is set."""
+    known = available_tools() if known is None else known
     chosen: dict[str, Tool] = {}
     for name in names:
         if name not in known:

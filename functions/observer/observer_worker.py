@@ -296,7 +296,9 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     try:
         api_key = deps.secret_store().api_key()
         store = deps.call_store()
-        tools = select_tools(settings.tool_names, transfer_target=settings.transfer_target)
+        tools = select_tools(
+            settings.tool_names, transfer_target=settings.transfer_target, known=deps.tool_registry()
+        )
     except ServiceError as exc:
         logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
         return {"call_id": call_id, "outcome": "refused"}
