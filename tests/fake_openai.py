@@ -456,8 +456,8 @@ class FakeOpenAI:
     - ``sideband_scripts``: a list of scripts, one for each of the next sidebands (then the default).
     - A ``float`` script entry pauses the script that many seconds.
     - ``sideband_replies``: answer each client ``response.create`` with response.created,
-      output_audio_buffer.started, a transcript, response.done and, after ``reply_audio_seconds``
-      (None: never), output_audio_buffer.stopped.
+      output_audio_buffer.started, a transcript, response.done and, after ``reply_audio_seconds``,
+      output_audio_buffer.stopped (None: no output_audio_buffer events).
     - ``refer_outcome``: ``"transfer"`` (a ``/refer`` ends the call's sidebands, as a completed
       REFER does) or ``"ignore"`` (200 and nothing happens); ``fail_next("/refer", 500)`` for errors.
     """
@@ -1098,13 +1098,14 @@ class FakeOpenAI:
                 "type": "response.created",
                 "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
             },
-            {"type": "output_audio_buffer.started", "response_id": resp},
             {"type": "response.output_audio_transcript.done", "response_id": resp, "transcript": "Okay."},
             {
                 "type": "response.done",
                 "response": {"object": "realtime.response", "id": resp, "status": "completed"},
             },
         ]
+        if audio is not None:  # WebRTC and SIP report playback; None: no playback events at all
+            events.insert(1, {"type": "output_audio_buffer.started", "response_id": resp})
         for event in events:
             await self._safe_send(send_event, event)
         if audio is not None:

@@ -102,9 +102,9 @@ class ToolCalls:
         # Responses: which are live, how many started, and the tools each one asked for.
         self._active: set[str] = set()
         self._done: set[str] = set()
-        self._created = 0
-        self._playing = False
-        self._stops = 0
+        self._created: list[str] = []  # response ids in the order they started
+        self._playing: set[str] = set()  # responses whose audio is playing (output_audio_buffer)
+        self._played: set[str] = set()  # ... and whose audio has stopped
         self._pending: dict[str, int] = {}
         self._answered: dict[str, list[ActionName | None]] = {}
         self._continued: set[str] = set()
@@ -127,8 +127,9 @@ class ToolCalls:
         elif kind == "response.output_item.done":
             self._call_requested(event.get("item") or {}, event.get("response_id"))
         elif kind == "response.created":
-            self._created += 1
-            self._active.add(str((event.get("response") or {}).get("id", "")))
+            response_id = str((event.get("response") or {}).get("id", ""))
+            self._created.append(response_id)
+            self._active.add(response_id)
         elif kind == "response.done":
             response = event.get("response") or {}
             response_id = str(response.get("id", ""))
@@ -139,10 +140,15 @@ class ToolCalls:
             self._done.add(response_id)
             self._maybe_continue(response_id)
         elif kind == "output_audio_buffer.started":
-            self._playing = True
+            self._playing.add(str(event.get("response_id", "")))
         elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._playing = False
-            self._stops += 1
+            response_id = str(event.get("response_id", ""))
+            if response_id:
+                self._playing.discard(response_id)
+            else:  # no id: whatever was playing has stopped
+                self._played.update(self._playing)
+                self._playing.clear()
+            self._played.add(response_id)
         elif kind == "input_audio_buffer.dtmf_event_received":
             self._keypad(str(event.get("event", ""))[:8])
         else:
@@ -296,31 +302,32 @@ class ToolCalls:
     async def _speak_only(self, instructions: str | None) -> None:
         await self._speak(instructions)
 
-    async def _speak(self, instructions: str | None) -> int:
-        """`response.create` once no response is live; returns the response count before it."""
+    async def _speak(self, instructions: str | None) -> str | None:
+        """`response.create` once no response is live; returns the id of the response it started."""
         async with self._speak_lock:
             await self._until(lambda: not self._active, self.knobs.speech_cap)
-            before = self._created
+            before = len(self._created)
             event: dict[str, Any] = {"type": "response.create"}
             if instructions is not None:
                 event["response"] = {"instructions": instructions}
             await self._send(event)
             # Hold the lock until it has started, so the next speaker waits behind it.
-            await self._until(lambda: self._created > before, RESPONSE_START_WAIT)
-            return before
+            if await self._until(lambda: len(self._created) > before, RESPONSE_START_WAIT):
+                return self._created[before]
+            return None
 
     async def _say(self, instructions: str) -> None:
         """Speak and wait until it has played: `.stopped`, else `response.done` + margin; capped."""
         deadline = time.monotonic() + self.knobs.speech_cap
-        before = await self._speak(instructions)
-        if self._created > before:
-            await self._until(lambda: not self._active, deadline - time.monotonic())
-        stops = self._stops
-        if not self._playing:
+        spoken = await self._speak(instructions)
+        if spoken is not None:
+            await self._until(lambda: spoken in self._done, deadline - time.monotonic())
+        if spoken not in self._playing and spoken not in self._played:
+            # Playback events may never come (or come late): wait a margin for them.
             margin = min(self.knobs.end_margin, deadline - time.monotonic())
-            await self._until(lambda: self._playing or self._stops > stops, margin)
-        if self._playing:
-            await self._until(lambda: not self._playing, deadline - time.monotonic())
+            await self._until(lambda: spoken in self._playing or spoken in self._played, margin)
+        if spoken in self._playing:
+            await self._until(lambda: spoken not in self._playing, deadline - time.monotonic())
 
     async def _until(self, predicate: Callable[[], bool], seconds: float) -> bool:
         """Wait until `predicate()` holds, the socket closes, or `seconds` pass; returns predicate()."""

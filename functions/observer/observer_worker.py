@@ -104,7 +104,7 @@ def log_event(call_id: str, event: dict[str, Any]) -> None:
         return
     item = event.get("item") if event_type == "response.output_item.done" else None
     if isinstance(item, dict) and item.get("type") in ("mcp_call", "mcp_list_tools"):
-        mcp = {k: item.get(k) for k in ("server_label", "name", "error")}
+        mcp = {"server_label": item.get("server_label"), "tool": item.get("name"), "error": item.get("error")}
         logger.info("mcp event", extra={**fields, "item_type": item.get("type"), **mcp})
         return
     logger.info("sideband event", extra=fields)
@@ -224,7 +224,10 @@ async def _read(
             if is_logged(str(event.get("type", ""))):
                 log_event(call_id, event)
             if tool_calls is not None:
-                tool_calls.on_event(event)
+                try:
+                    tool_calls.on_event(event)
+                except Exception:  # a tool-handling bug must not stop the observation of the call
+                    logger.exception("tool event handling failed", extra={"call_id": call_id})
     except ConnectionClosed:
         pass  # calls often end without a close frame: that is a normal end
     finally:
