@@ -64,7 +64,9 @@ async def broken(args: EchoArgs) -> str:
     raise RuntimeError("database down")
 
 
-TEST_TOOLS = {t.name: t for t in map(tool_from_function, (echo, slow, broken))}
+TEST_TOOLS = {
+    t.name: t for t in (tool_from_function(echo), tool_from_function(slow), tool_from_function(broken))
+}
 
 
 @pytest.fixture
@@ -131,7 +133,8 @@ def test_a_tool_call_is_answered_once_then_the_model_is_asked_to_speak(
     creates = plain_creates(sideband)
     assert len(creates) == 3
     outputs_at = [at for at, e in sideband.client_events if e.get("type") == "conversation.item.create"]
-    assert creates[1] > outputs_at[0] and creates[2] > outputs_at[1]
+    assert creates[1] > outputs_at[0]
+    assert creates[2] > outputs_at[1]
     answered = logs.messages("tool call answered")
     assert {(r["tool"], r["ok"]) for r in answered} == {("get_current_time", True), ("echo", True)}
     assert all("hi" not in json.dumps(r) for r in answered)  # arguments are not logged
@@ -285,6 +288,7 @@ def test_a_transfer_that_does_not_happen_tells_the_caller_and_hangs_up(
     assert result["outcome"] == "transfer_failed"
     (sideband,) = fake.sidebands
     handover, failed = instructed(sideband)
+    assert "transferring" in handover
     assert "did not go through" in failed
     (refer,) = fake.requests_to("/refer")
     (hangup,) = fake.requests_to("/hangup")
@@ -325,7 +329,8 @@ def test_mcp_events_are_logged(fake: FakeOpenAI, tools_env: pytest.MonkeyPatch, 
     lines = logs.messages("mcp event")
     types = [r["event_type"] for r in lines]
     assert types.count("mcp_list_tools.completed") == 2
-    assert "response.mcp_call.completed" in types and "response.mcp_call.failed" in types
+    assert "response.mcp_call.completed" in types
+    assert "response.mcp_call.failed" in types
     items = [r for r in lines if r.get("item_type") == "mcp_call"]
     assert [(r["server_label"], r["tool"], bool(r.get("error"))) for r in items] == [
         ("docs", "search", False),
@@ -371,7 +376,8 @@ def test_a_call_left_started_by_a_crashed_observer_gets_an_error_not_a_second_ru
     assert "interrupted" in output["error"]
     assert RUNS == []
     record = store.claim_tool_call(CALL_ID, "call_lost", "0:later")
-    assert record is not None and record.status == "done"
+    assert record is not None
+    assert record.status == "done"
 
 
 def test_a_tool_in_flight_at_hand_off_is_finished_by_the_predecessor_only(
@@ -394,7 +400,8 @@ def test_a_tool_in_flight_at_hand_off_is_finished_by_the_predecessor_only(
     assert fake.wait_for(lambda: len(fake.sidebands) == 2)
     predecessor, successor = fake.sidebands
     assert outputs(predecessor) == {"call_slow": [{"slept": 1.2}]}
-    assert predecessor.closed_at is not None and successor.opened_at < predecessor.closed_at
+    assert predecessor.closed_at is not None
+    assert successor.opened_at < predecessor.closed_at
     time.sleep(0.5)
     assert successor.tool_outputs() == []
     assert RUNS == ["slow 1.2"]
@@ -446,7 +453,7 @@ def test_tool_calls_unit_ignores_non_function_items() -> None:
         await asyncio.sleep(0)
 
     asyncio.run(feed())
-    assert calls._tasks == set()  # noqa: SLF001 - nothing was started
+    assert calls._tasks == set()  # nothing was started
 
 
 async def _never() -> None:
