@@ -123,6 +123,7 @@ class SidebandSession:
     client_events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (monotonic, event)
     closed_at: float | None = None  # set when either side closes or the connection drops
     server_events: list[dict[str, Any]] = field(default_factory=list)  # every event the fake sent
+    server_event_times: list[float] = field(default_factory=list)  # time.monotonic() of each, once sent
     close_code: int | None = None  # close code reported by the ASGI server (1005/1006 if none)
 
     def client_event_types(self) -> list[str]:
@@ -988,7 +989,8 @@ class FakeOpenAI:
             event.setdefault("event_id", _new_id("event_"))
             async with send_lock:
                 await websocket.send_text(json.dumps(event))
-            session.server_events.append(event)
+                session.server_events.append(event)
+                session.server_event_times.append(time.monotonic())
 
         call_ended = asyncio.Event()
         self._call_ended.setdefault(call_id, []).append(call_ended)

@@ -135,7 +135,7 @@ def names(session: dict[str, Any]) -> list[str]:
 
 
 def test_each_channel_gets_its_own_tools() -> None:
-    settings = Settings(transfer_target="tel:+15551234567", mcp_servers=MCP)
+    settings = Settings.model_validate({"transfer_target": "tel:+15551234567", "mcp_servers": MCP})
     sip = make_session(settings, "sip").to_json()
     webrtc = make_session(settings, "webrtc").to_json()
     browser = make_session(settings, "browser").to_json()
@@ -187,7 +187,7 @@ def test_no_transfer_tool_without_a_target_and_none_at_all_when_tools_is_empty()
 )
 def test_bad_tool_settings_are_refused_at_load(field: str, value: str) -> None:
     with pytest.raises(ValidationError):
-        Settings(**{field: value})
+        Settings.model_validate({field: value})
 
 
 @pytest.mark.parametrize(
