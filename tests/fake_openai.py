@@ -619,6 +619,7 @@ class FakeOpenAI:
             self.webrtc.close_all_threadsafe()
             self.webrtc.calls.clear()
             self.webrtc.wrong_fingerprint = False
+            self.webrtc.script = default_sideband_script
         with self._lock:
             self.requests.clear()
             self.sidebands.clear()
