@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+import observer_app
+import rtc_app
 import token_app
 from shared import deps
 from shared.errors import ServiceError
@@ -208,3 +211,21 @@ def test_token_session_carries_no_function_tools_and_no_mcp_credentials(
     assert upstream.json is not None
     assert names(upstream.json["session"]) == ["mcp:docs"]
     assert b"mcp-credential-123" not in upstream.body
+
+
+def test_an_unknown_tool_in_the_settings_is_a_500_before_any_upstream_call(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TOOLS", "end_call,order_status")
+    deps.reset()
+    result = rtc_app.handler(load_event("rtc"), FakeContext())
+    assert result["statusCode"] == 500
+    assert json.loads(result["body"]) == {
+        "error": "Server misconfigured: TOOLS names an unknown tool 'order_status'"
+    }
+    assert fake.requests == []
+    # The observer refuses to start rather than run without the tools the session promised.
+    worker = load_event("observer_async")
+    worker.update(call_id="rtc_badtools0000", requested_at=time.time(), call_started_at=time.time())
+    assert observer_app.handler(worker, FakeContext())["outcome"] == "refused"
+    assert fake.requests == []
