@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +20,9 @@ from pydantic import BaseModel
 
 import observer_app
 import observer_tools
+import observer_worker
 from shared import deps
-from shared.launcher import LocalObserverLauncher
+from shared.launcher import LocalObserverLauncher, ObserveRequest
 from shared.store import MemoryCallStore
 from shared.tools import available_tools, tool_from_function
 from tests.conftest import API_KEY, FakeContext, LogCapture, load_event
@@ -435,13 +437,61 @@ def test_parallel_calls_in_one_response_get_one_response_create(
     )
 
 
+def observe_with(fake: FakeOpenAI, tool_calls: observer_tools.ToolCalls) -> observer_worker.ObserveResult:
+    """The observer loop itself, with hand-made tool knobs (a short grace for a dead owner)."""
+    request = ObserveRequest(call_id=CALL_ID, source="webrtc")
+    return asyncio.run(
+        observer_worker.observe(
+            request,
+            url=f"{fake.ws_url}?call_id={CALL_ID}",
+            api_key=API_KEY,
+            greeting_delay=0,
+            time_budget=10,
+            greet=False,
+            tool_calls=tool_calls,
+        )
+    )
+
+
+@pytest.mark.parametrize("owner_finishes", [True, False])
+def test_a_call_started_elsewhere_is_waited_for_then_answered_only_if_its_owner_died(
+    fake: FakeOpenAI, tools_env: pytest.MonkeyPatch, owner_finishes: bool
+) -> None:
+    store = MemoryCallStore()
+    assert store.claim_tool_call(CALL_ID, "call_elsewhere", "0:other") is None  # just now, elsewhere
+    if owner_finishes:  # the other observer answers within its time limit
+        threading.Timer(0.2, lambda: store.finish_tool_call(CALL_ID, "call_elsewhere", '"HI"')).start()
+    fake.register_call(CALL_ID)
+    fake.sideband_script = [*function_call_events("call_elsewhere", "echo", '{"text": "hi"}'), 1.2]
+    knobs = observer_tools.ToolKnobs(time_limit=0.3, stale_grace=0.3)
+    calls = observer_tools.ToolCalls(
+        CALL_ID, "1:me", tools=TEST_TOOLS, store=store, control=_no_control(), knobs=knobs
+    )
+    observe_with(fake, calls)
+    (sideband,) = fake.sidebands
+    assert RUNS == []
+    if owner_finishes:
+        assert sideband.tool_outputs() == []
+        assert plain_creates(sideband) == []
+    else:
+        (output,) = outputs(sideband)["call_elsewhere"]
+        assert "interrupted" in output["error"]
+        answered_at = first_arrival(sideband, "conversation.item.create")
+        assert answered_at - sideband.opened_at >= 0.6  # not before the owner's limit + grace
+        assert len(plain_creates(sideband)) == 1
+
+
+def _no_control() -> observer_tools.CallControl:
+    return observer_tools.CallControl(hangup=_never, refer=_never_refer)
+
+
 def test_tool_calls_unit_ignores_non_function_items() -> None:
     calls = observer_tools.ToolCalls(
         CALL_ID,
         "0:x",
         tools={},
         store=MemoryCallStore(),
-        control=observer_tools.CallControl(hangup=_never, refer=_never_refer),
+        control=_no_control(),
         knobs=observer_tools.ToolKnobs(),
     )
 

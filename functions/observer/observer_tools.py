@@ -6,10 +6,11 @@ observers too: the call store records the call (`claim_tool_call`) before it run
 after (`finish_tool_call`). Then:
 
 - recorded `done` (a duplicate, or a predecessor answered it): nothing is sent again;
-- recorded `started` by a live owner (a predecessor handing off finishes its tools, bounded by the
-  tool time limit, and sends their outputs before it lets go): nothing is sent, it is theirs;
-- recorded `started` longer ago than the time limit allows (its observer died): the model gets an
-  error output instead of a second run, since the tool may have had an effect already.
+- recorded `started` by another observer (a predecessor handing off finishes its tools, bounded by
+  the tool time limit, and sends their outputs before it lets go): it is theirs; this one waits until
+  the owner's time limit (+ a grace) has passed and reads the record again;
+- still `started` after that (its observer died): the model gets an error output instead of a
+  second run, since the tool may have had an effect already.
 
 Each tool runs as a task, so events keep flowing; after `filler_after` s without a result the
 model is asked for a short "one moment" line. Once every tool of a response is answered and that
@@ -37,7 +38,6 @@ from shared.tools import ActionName, Tool, error_output, run_tool
 ToolOutcome = Literal["model_ended", "transferred", "transfer_failed"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RESPONSE_START_WAIT = 1.0  # seconds for the `response.created` of a `response.create` we sent
-STALE_GRACE_SECONDS = 5.0  # beyond the tool time limit: a `started` record this old has a dead owner
 
 FILLER = (
     "A tool you called is still working. Tell the caller in a few words that you are on it "
@@ -59,6 +59,7 @@ class ToolKnobs:
     speech_cap: float = 12.0
     transfer_target: str = ""
     transfer_confirm: float = 20.0
+    stale_grace: float = 5.0  # beyond the time limit: a `started` record this old has a dead owner
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolKnobs:
@@ -195,14 +196,13 @@ class ToolCalls:
                 answered = [None]
                 return
             if record is not None:
-                if record.status == "started" and time.time() - record.started_at > self._stale_after:
-                    logger.warning("tool call of a dead observer: answering with an error", extra=fields)
-                    lost = error_output("this tool call was interrupted; it may or may not have taken effect")
-                    await self._output(tool_call_id, lost)
+                if await self._settled_elsewhere(tool_call_id, record.status, record.started_at, fields):
+                    return
+                lost = error_output("this tool call was interrupted; it may or may not have taken effect")
+                await self._output(tool_call_id, lost)
+                with contextlib.suppress(ServiceError):
                     await asyncio.to_thread(self.store.finish_tool_call, self.call_id, tool_call_id, lost)
-                    answered = [None]
-                else:
-                    logger.info("duplicate tool call suppressed", extra={**fields, "status": record.status})
+                answered = [None]
                 return
             started = time.perf_counter()
             run = asyncio.create_task(run_tool(self.tools, name, arguments, time_limit=self.knobs.time_limit))
@@ -226,9 +226,27 @@ class ToolCalls:
                 self._answered.setdefault(response_id, []).extend(answered)
             self._maybe_continue(response_id)
 
-    @property
-    def _stale_after(self) -> float:
-        return self.knobs.time_limit + STALE_GRACE_SECONDS
+    async def _settled_elsewhere(
+        self, tool_call_id: str, status: str, started_at: float, fields: dict[str, str]
+    ) -> bool:
+        """A call someone else recorded: True if it is (or gets) answered by them. A `started` one is
+        given until its owner's time limit (+ grace) to finish; still `started` then, its owner died."""
+        wait = started_at + self.knobs.time_limit + self.knobs.stale_grace - time.time()
+        if status == "started" and wait > 0:
+            logger.info("tool call running in another observer: waiting for it", extra=fields)
+            await self._until(lambda: False, wait)  # returns early if the call ends
+            if self._closed:
+                return True
+            with contextlib.suppress(ServiceError):
+                record = await asyncio.to_thread(
+                    self.store.claim_tool_call, self.call_id, tool_call_id, self.owner
+                )
+                status = "started" if record is None else record.status  # None: it vanished; now ours
+        if status == "done":
+            logger.info("duplicate tool call suppressed", extra=fields)
+            return True
+        logger.warning("tool call of a dead observer: answering with an error", extra=fields)
+        return False
 
     async def _output(self, tool_call_id: str, output: str) -> None:
         item = {"type": "function_call_output", "call_id": tool_call_id, "output": output}
