@@ -402,6 +402,8 @@ def test_a_tool_in_flight_at_hand_off_is_finished_by_the_predecessor_only(
     assert fake.wait_for(lambda: len(fake.sidebands) == 2)
     predecessor, successor = fake.sidebands
     assert outputs(predecessor) == {"call_slow": [{"slept": 1.2}]}
+    # ... and made the model speak about it before it let go.
+    assert plain_creates(predecessor)[-1] > first_arrival(predecessor, "conversation.item.create")
     assert predecessor.closed_at is not None
     assert successor.opened_at < predecessor.closed_at
     time.sleep(0.5)

@@ -162,8 +162,10 @@ class ToolCalls:
 
     async def close(self) -> None:
         """Let running tools finish and answer (bounded by the time limit), then stop the rest."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.knobs.time_limit + 1)
+        deadline = time.monotonic() + self.knobs.time_limit + 1
+        # A loop: an answered tool spawns its response.create, which must go out too.
+        while self._tasks and (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=remaining)
         for task in list(self._tasks):
             task.cancel()
 
