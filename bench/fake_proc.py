@@ -7,7 +7,9 @@ serving, then answers one command per stdin line with one JSON line on stdout:
   which on Linux is shared by every process, so the benchmark can compare it with its own);
 - `reset`: clear the recordings (calls stay known);
 - `delay <path suffix> <seconds> <times>`: the next matching requests answer late;
-- `script <n> <interval> <hold>`: the sideband plays `realistic_script(n)` (or nothing for n=0).
+- `script <n> <interval> <hold>`: the sideband plays `realistic_script(n)` (or nothing for n=0);
+- `tools <n> <name>`: the sideband plays `n` calls of the function tool `name`, 20 ms apart;
+- `tool_times`: `[[tool call id, arguments.done sent at, function_call_output received at], ...]`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import sys
 
 from bench.scenarios import realistic_script
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, function_call_events
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +51,34 @@ def main(argv: list[str] | None = None) -> None:
             fake.sideband_event_interval = interval
             fake.sideband_hold_seconds = hold
             print("{}", flush=True)
+        elif command == "tools":
+            count, name = int(rest[0]), rest[1]
+            fake.sideband_script = []
+            for i in range(count):
+                fake.sideband_script += [0.02, *function_call_events(f"call_bench{i:05d}", name)]
+            fake.sideband_event_interval = 0.0
+            fake.sideband_hold_seconds = 0.2
+            print("{}", flush=True)
+        elif command == "tool_times":
+            print(json.dumps(tool_times(fake)), flush=True)
     fake.stop()
+
+
+def tool_times(fake: FakeOpenAI) -> list[list[object]]:
+    with fake._lock:
+        sidebands = list(fake.sidebands)
+    times: list[list[object]] = []
+    for sideband in sidebands:
+        sent = {
+            e["call_id"]: at
+            for e, at in zip(sideband.server_events, sideband.server_event_times, strict=False)
+            if e["type"] == "response.function_call_arguments.done"
+        }
+        for at, e in sideband.client_events:
+            item = e.get("item") if e.get("type") == "conversation.item.create" else None
+            if isinstance(item, dict) and item.get("call_id") in sent:
+                times.append([item["call_id"], sent[item["call_id"]], at])
+    return times
 
 
 if __name__ == "__main__":

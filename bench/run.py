@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import artifact, cold, observer, restore, warm
+from bench import artifact, cold, observer, restore, tools, warm
 from bench.procs import OBSERVER_FUNCTION, clean_env, fake_openai, moto_server
 from bench.scenarios import (
     API_KEY,
@@ -61,10 +61,17 @@ class Plan:
     webhook_runs: int = 60
     observer_events: int = CALL_SECONDS * EVENTS_PER_SECOND
     restore_runs: int = 15
+    tool_runs: int = 100
 
 
 QUICK = Plan(
-    cold_repeats=1, warm_repeats=5, reuse_invocations=5, webhook_runs=5, observer_events=500, restore_runs=3
+    cold_repeats=1,
+    warm_repeats=5,
+    reuse_invocations=5,
+    webhook_runs=5,
+    observer_events=500,
+    restore_runs=3,
+    tool_runs=5,
 )
 
 
@@ -204,7 +211,7 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
     optimised, naive = artifact.build_all(python, reuse=reuse_builds)
     rows: list[Row] = []
     webhook_ids = [f"rtc_benchwebhook{i:05d}" for i in range(plan.webhook_runs + 2)]
-    calls = event_call_ids() + webhook_ids + cold.DEPLOYED_IDS
+    calls = event_call_ids() + webhook_ids + cold.DEPLOYED_IDS + [tools.CALL_ID]
     with moto_server() as moto_url, fake_openai(calls) as fake:
         fake.command("script 0 0 0")  # the cold-start worker: open, session.created, closed
         env = clean_env(
@@ -337,6 +344,18 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
                 f"ms median (p90 {wh.p90_ms:.1f}, n={wh.runs})",
                 "<= 30 ms",
                 wh.median_ms <= 30,
+            )
+        )
+        print(f"7 tool call turnaround ({plan.tool_runs} calls)", file=sys.stderr)
+        t = tools.turnaround(fake, plan.tool_runs)
+        rows.append(
+            Row(
+                "7 tool call turnaround",
+                "observer, trivial tool",
+                round(t.median_ms, 2),
+                f"ms median, arguments.done -> function_call_output (p90 {t.p90_ms:.1f}, n={t.runs})",
+                "<= 5 ms",
+                t.median_ms <= 5,
             )
         )
         print(f"5/6 observer cost ({plan.observer_events} events)", file=sys.stderr)

@@ -24,6 +24,7 @@ from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
+from shared.tools import Channel, Tool, available_tools
 from shared.upstream import OpenAIClient
 
 T = TypeVar("T")
@@ -87,6 +88,20 @@ def openai_client() -> OpenAIClient:
 @Singleton
 def session_config() -> SessionConfig:
     return make_session(get_settings())
+
+
+@Singleton
+def sessions() -> dict[Channel, SessionConfig]:
+    """The session of each channel (`deps.sessions()["sip"]`): tools and MCP differ per channel."""
+    settings = get_settings()
+    registry = tool_registry()
+    return {channel: make_session(settings, channel, registry) for channel in ("sip", "webrtc", "browser")}
+
+
+@Singleton
+def tool_registry() -> dict[str, Tool]:
+    """Every tool `TOOLS` may name: the built-ins and shared/my_tools.py (tests add their own)."""
+    return available_tools()
 
 
 @Singleton
@@ -212,6 +227,8 @@ def reset() -> None:
         secret_store,
         openai_client,
         session_config,
+        sessions,
+        tool_registry,
         _lambda_launcher,
         call_store,
         hard_stop,

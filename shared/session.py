@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.settings import Settings
+from shared.settings import McpServer, Settings
+from shared.tools import Channel, Tool, select_tools
 
 Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 
@@ -43,18 +44,61 @@ class SessionConfig(_Model):
     model: str = Field(default="gpt-realtime", min_length=1)
     instructions: str
     audio: AudioConfig = AudioConfig()
+    # Function tools (run by the observer) and remote MCP servers (run by OpenAI): shared/tools.py.
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice: Literal["auto", "none", "required"] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def make_session(settings: Settings) -> SessionConfig:
-    """The session config for every call, from settings (template parameters in AWS)."""
+def make_session(
+    settings: Settings, channel: Channel | None = None, registry: dict[str, Tool] | None = None
+) -> SessionConfig:
+    """The session config of a call on `channel`, from settings (template parameters in AWS).
+
+    - "sip" (the accept body): the function tools of `TOOLS` (transfer_call only with a
+      `TRANSFER_TARGET`) and the MCP servers with their headers;
+    - "webrtc" (/rtc, the server posts the offer; the observer runs the tools): the same without
+      transfer_call, since there is no phone line to refer;
+    - "browser" (/token, a browser connects with an ephemeral key and no observer runs): no function
+      tools (nobody would answer them) and only MCP servers that need no headers, so no MCP
+      credential ever reaches a browser.
+    - None: the bare session (model, voice, instructions), without tools.
+    `registry`: the tools `TOOLS` may name (default: shared/tools.py `available_tools()`).
+    """
+    tools: list[dict[str, Any]] = []
+    if channel in ("sip", "webrtc"):
+        chosen = select_tools(settings.tool_names, transfer_target=settings.transfer_target, known=registry)
+        tools += [tool.schema() for tool in chosen.values() if channel in tool.channels]
+    if channel is not None:
+        tools += [
+            mcp_tool(server, with_headers=channel != "browser")
+            for server in settings.mcp_servers
+            if channel != "browser" or not server.headers
+        ]
     return SessionConfig(
         model=settings.realtime_model,
         instructions=settings.instructions,
         audio=AudioConfig(output=AudioOutput(voice=settings.realtime_voice)),  # type: ignore[arg-type]
+        tools=tuple(tools) if tools else None,
+        tool_choice="auto" if tools else None,
     )
+
+
+def mcp_tool(server: McpServer, *, with_headers: bool) -> dict[str, Any]:
+    """A remote MCP server as a session tool; OpenAI calls it, so approval is never asked for."""
+    entry: dict[str, Any] = {
+        "type": "mcp",
+        "server_label": server.server_label,
+        "server_url": server.server_url,
+        "require_approval": "never",
+    }
+    if server.allowed_tools is not None:
+        entry["allowed_tools"] = list(server.allowed_tools)
+    if with_headers and server.headers:
+        entry["headers"] = {name: value.get_secret_value() for name, value in server.headers.items()}
+    return entry
 
 
 def check_sip_session(payload: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -46,6 +48,22 @@ LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 ObserverLaunch = Literal["lambda", "local", "off"]
 CallStoreKind = Literal["memory", "dynamodb"]
+DEFAULT_TOOLS = "end_call,transfer_call,get_current_time"
+# Where transfer_call sends the caller: a phone number in E.164 or a SIP URI (never the model's choice).
+TRANSFER_TARGET_PATTERN = re.compile(r"^(?:tel:\+[1-9][0-9]{6,14}|sips?:[^\s@]+@[^\s]+)$")
+TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class McpServer(BaseModel):
+    """One remote MCP server the model may call (`MCP_SERVERS`, a JSON list of these)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server_label: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    server_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    allowed_tools: tuple[str, ...] | None = None
+    # Credentials for the server (e.g. Authorization): SecretStr so no repr or log line shows them.
+    headers: dict[str, SecretStr] | None = None
 
 
 class Settings(BaseModel):
@@ -121,12 +139,61 @@ class Settings(BaseModel):
     hangup_schedule_group: str = "default"
     hard_stop_grace_seconds: int = Field(default=60, ge=0, le=3600)
 
+    # Server-side tools (shared/tools.py, shared/my_tools.py), run by the observer over the sideband.
+    tools: str = DEFAULT_TOOLS  # comma-separated tool names; empty = none
+    tool_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    tool_filler_seconds: float = Field(default=1.5, ge=0, le=30)  # then "one moment"; 0 = never
+    end_call_margin_seconds: float = Field(default=1.5, ge=0, le=10)  # response.done + this, if no .stopped
+    speech_wait_max_seconds: float = Field(default=12.0, gt=0, le=60)  # hard cap on waiting for audio
+    transfer_target: str = ""  # tel:+E164 or sip:user@host; empty = no transfer_call tool
+    transfer_confirm_seconds: float = Field(default=20.0, gt=0, le=120)  # sideband still open: failed
+    mcp_servers: tuple[McpServer, ...] = ()  # MCP_SERVERS: JSON list
+
     # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
     # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
     allowed_origins: str = ""
 
     # AWS itself (region, credentials, endpoints) is configured by the variables botocore reads
     # (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL[_<SERVICE>], ...): see shared/aws.py.
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, value: str) -> str:
+        for name in (n.strip() for n in value.split(",") if n.strip()):
+            if not TOOL_NAME_PATTERN.match(name):
+                raise ValueError(f"TOOLS: {name[:40]!r} is not a tool name")
+        return value
+
+    @field_validator("transfer_target")
+    @classmethod
+    def _transfer_target(cls, value: str) -> str:
+        value = value.strip()
+        if value and not TRANSFER_TARGET_PATTERN.match(value):
+            raise ValueError("TRANSFER_TARGET must be tel:+<E.164 number> or sip:user@host")
+        return value
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _mcp_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return ()
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(
+                    "MCP_SERVERS must be a JSON list of {server_label, server_url, ...}"
+                ) from None
+        if not isinstance(value, list | tuple):
+            raise ValueError("MCP_SERVERS must be a JSON list")
+        labels = [item.get("server_label") for item in value if isinstance(item, dict)]
+        if len(labels) != len(set(labels)):
+            raise ValueError("MCP_SERVERS: server_label values must be unique")
+        return value
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n.strip() for n in self.tools.split(",") if n.strip()))
 
     @property
     def instructions(self) -> str:

@@ -7,6 +7,9 @@ Three kinds of record, all in one table keyed by `pk` (DynamoDB in AWS, a dict l
   is accepted, `done` once nothing is left to do. Kept for 4 days: OpenAI redelivers for up to 72 h.
 - `lease#<call_id>`: the one observer of a call (owner + expiry). Handed from one generation to the
   next on long calls; `ended` once the call is over, so a late duplicate never reattaches.
+- `tool#<call_id>#<tool_call_id>`: one function call of the model, recorded `started` (with its
+  owner and start time) before it runs and `done` (with its output) after, so a duplicate event, a
+  successor observer or a resumed one never runs it twice. Kept as long as a lease record.
 - `slots`: the calls holding a concurrency slot (call id -> expiry) with a version for optimistic
   writes. Expired entries are ignored and pruned, so a lost release heals itself.
 
@@ -33,6 +36,7 @@ DeliveryState = Literal["new", "accepted", "done", "in_progress"]
 WEBHOOK_RECORD_SECONDS = 4 * 24 * 3600
 LEASE_RECORD_SECONDS = 24 * 3600
 SLOT_WRITE_ATTEMPTS = 12
+ToolCallStatus = Literal["started", "done"]
 
 
 class StoreUnavailable(ServiceError):
@@ -46,6 +50,14 @@ class Lease:
     call_id: str
     owner: str
     fresh: bool  # no lease record existed before: this is the call's first observer
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    status: ToolCallStatus
+    owner: str
+    started_at: float  # unix s
+    output: str | None = None
 
 
 class CallStore(Protocol):
@@ -89,6 +101,15 @@ class CallStore(Protocol):
         ...
 
     def release_slot(self, call_id: str) -> None: ...
+
+    def claim_tool_call(self, call_id: str, tool_call_id: str, owner: str) -> ToolCallRecord | None:
+        """Record a tool call as `started` by `owner` before running it. None: this claim won, run it;
+        else the record that was already there (started or done elsewhere: do not run it again)."""
+        ...
+
+    def finish_tool_call(self, call_id: str, tool_call_id: str, output: str) -> bool:
+        """Mark the tool call `done` with its output; False if it was done already."""
+        ...
 
 
 class MemoryCallStore:
@@ -190,6 +211,26 @@ class MemoryCallStore:
     def release_slot(self, call_id: str) -> None:
         with self._mutex:
             self._items.get("slots", {"calls": {}})["calls"].pop(call_id, None)
+
+    def claim_tool_call(self, call_id: str, tool_call_id: str, owner: str) -> ToolCallRecord | None:
+        with self._mutex:
+            item = self._items.get(f"tool#{call_id}#{tool_call_id}")
+            if item is not None:
+                return ToolCallRecord(**item)
+            self._items[f"tool#{call_id}#{tool_call_id}"] = {
+                "status": "started",
+                "owner": owner,
+                "started_at": self._clock(),
+            }
+            return None
+
+    def finish_tool_call(self, call_id: str, tool_call_id: str, output: str) -> bool:
+        with self._mutex:
+            item = self._items.get(f"tool#{call_id}#{tool_call_id}")
+            if item is None or item["status"] == "done":
+                return False
+            item.update(status="done", output=output)
+            return True
 
 
 class DynamoCallStore:
@@ -393,6 +434,50 @@ class DynamoCallStore:
                 ExpressionAttributeNames={"#c": call_id},
                 ExpressionAttributeValues={":one": {"N": "1"}},
             )
+
+    # ----------------------------------------------------------------- tool calls
+
+    def claim_tool_call(self, call_id: str, tool_call_id: str, owner: str) -> ToolCallRecord | None:
+        now = time.time()
+        key = {"pk": {"S": f"tool#{call_id}#{tool_call_id}"}}
+        try:
+            self._call(
+                "put_item",
+                TableName=self._table,
+                Item={
+                    **key,
+                    "status": {"S": "started"},
+                    "owner": {"S": owner},
+                    "started_at": _n(now),
+                    "expires_at": _n(int(now) + LEASE_RECORD_SECONDS),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except _ConditionFailed:
+            item = self._get(key) or {}
+            status = item.get("status", {}).get("S")
+            return ToolCallRecord(
+                status="done" if status == "done" else "started",
+                owner=str(item.get("owner", {}).get("S", "")),
+                started_at=float(item.get("started_at", {}).get("N", "0")),
+                output=item.get("output", {}).get("S"),
+            )
+        return None
+
+    def finish_tool_call(self, call_id: str, tool_call_id: str, output: str) -> bool:
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": {"S": f"tool#{call_id}#{tool_call_id}"}},
+                UpdateExpression="SET #s = :done, #out = :output",
+                ConditionExpression="attribute_exists(pk) AND #s <> :done",
+                ExpressionAttributeNames={"#s": "status", "#out": "output"},
+                ExpressionAttributeValues={":done": {"S": "done"}, ":output": {"S": output}},
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     # ----------------------------------------------------------------- plumbing
 

@@ -109,6 +109,10 @@ class OpenAIClient:
     async def hangup_call(self, call_id: str) -> None:
         await self._call_control(call_id, "hangup", None)
 
+    async def refer_call(self, call_id: str, target_uri: str) -> None:
+        """SIP transfer: OpenAI sends a REFER to the trunk; the sideband closes once it is done."""
+        await self._call_control(call_id, "refer", {"target_uri": target_uri})
+
     async def _call_control(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
         if not CALL_ID_PATTERN.match(call_id):
             raise ValueError(f"not a call id: {call_id[:40]!r}")

@@ -8,7 +8,10 @@ thread) and records everything it receives. Endpoints, all under ``/v1``:
   ``Location: /v1/realtime/calls/rtc_<24 hex>``.
 - ``POST /v1/realtime/client_secrets`` -> 200 ``{"value": "ek_...", "expires_at", "session"}``.
 - ``POST /v1/realtime/calls/{call_id}/accept|reject|refer|hangup`` -> 200 (known call) or 404.
-- WebSocket ``/v1/realtime?call_id=...`` (the sideband): ``session.created``, then ``sideband_script``.
+- WebSocket ``/v1/realtime?call_id=...`` (the sideband): ``session.created``, then ``sideband_script``
+  (helpers build scripted tool calls, MCP, keypad and playback events: ``function_call_events``,
+  ``mcp_call_events``, ``dtmf_event``, ``audio_stopped_event``); with ``sideband_replies`` each
+  ``response.create`` the client sends is answered with a short spoken response.
 - ``GET /v1/_health`` -> 200 ``ok`` (no auth).
 
 With ``FakeOpenAI(webrtc=True)`` (``--webrtc``) the SDP answer of ``/v1/realtime/calls`` is a real
@@ -66,8 +69,12 @@ __all__ = [
     "FakeOpenAI",
     "RecordedRequest",
     "SidebandSession",
+    "audio_stopped_event",
     "default_sideband_script",
+    "dtmf_event",
+    "function_call_events",
     "main",
+    "mcp_call_events",
 ]
 
 logger = logging.getLogger("fake_openai")
@@ -116,11 +123,26 @@ class SidebandSession:
     client_events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (monotonic, event)
     closed_at: float | None = None  # set when either side closes or the connection drops
     server_events: list[dict[str, Any]] = field(default_factory=list)  # every event the fake sent
+    server_event_times: list[float] = field(default_factory=list)  # time.monotonic() of each, once sent
     close_code: int | None = None  # close code reported by the ASGI server (1005/1006 if none)
 
     def client_event_types(self) -> list[str]:
         """The ``type`` of every client event, in arrival order."""
         return [str(event.get("type")) for _, event in self.client_events]
+
+    def tool_outputs(self) -> list[dict[str, Any]]:
+        """The ``function_call_output`` items the client sent (``conversation.item.create``), in order."""
+        return [
+            event["item"]
+            for _, event in self.client_events
+            if event.get("type") == "conversation.item.create"
+            and isinstance(event.get("item"), dict)
+            and event["item"].get("type") == "function_call_output"
+        ]
+
+    def response_creates(self) -> list[tuple[float, dict[str, Any]]]:
+        """(arrival time, event) of every ``response.create`` the client sent."""
+        return [(at, event) for at, event in self.client_events if event.get("type") == "response.create"]
 
 
 @dataclass
@@ -335,6 +357,87 @@ def default_sideband_script() -> list[dict[str, Any]]:
     ]
 
 
+def function_call_events(
+    call_id: str, name: str, arguments: str = "{}", *, response_id: str | None = None
+) -> list[dict[str, Any]]:
+    """One model function call as the GA API streams it: the call arrives three times (arguments.done,
+    output_item.done, response.done), all with the same ``call_id``."""
+    resp = response_id or _new_id("resp_")
+    item_id = _new_id("item_")
+    item = {
+        "id": item_id,
+        "type": "function_call",
+        "status": "completed",
+        "name": name,
+        "call_id": call_id,
+        "arguments": arguments,
+    }
+    common = {"response_id": resp, "item_id": item_id, "output_index": 0}
+    return [
+        {
+            "type": "response.created",
+            "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
+        },
+        {
+            "type": "response.output_item.added",
+            "response_id": resp,
+            "output_index": 0,
+            "item": {**item, "arguments": ""},
+        },
+        {"type": "response.function_call_arguments.delta", **common, "call_id": call_id, "delta": arguments},
+        {
+            "type": "response.function_call_arguments.done",
+            **common,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+        },
+        {"type": "response.output_item.done", "response_id": resp, "output_index": 0, "item": item},
+        {
+            "type": "response.done",
+            "response": {"object": "realtime.response", "id": resp, "status": "completed", "output": [item]},
+        },
+    ]
+
+
+def mcp_call_events(server_label: str, name: str, *, failed: bool = False) -> list[dict[str, Any]]:
+    """A remote MCP server's tool list and one call of its tool, as the GA API reports them."""
+    list_id, call_item = _new_id("item_"), _new_id("item_")
+    outcome = "failed" if failed else "completed"
+    item = {
+        "id": call_item,
+        "type": "mcp_call",
+        "server_label": server_label,
+        "name": name,
+        "arguments": "{}",
+        "output": None if failed else "42",
+        "error": {"type": "mcp_tool_error", "message": "boom"} if failed else None,
+    }
+    return [
+        {"type": "mcp_list_tools.in_progress", "item_id": list_id},
+        {"type": "mcp_list_tools.completed", "item_id": list_id},
+        {"type": "response.mcp_call.in_progress", "item_id": call_item, "output_index": 0},
+        {"type": "response.mcp_call_arguments.done", "item_id": call_item, "arguments": "{}"},
+        {"type": f"response.mcp_call.{outcome}", "item_id": call_item, "output_index": 0},
+        {
+            "type": "response.output_item.done",
+            "response_id": _new_id("resp_"),
+            "output_index": 0,
+            "item": item,
+        },
+    ]
+
+
+def dtmf_event(digit: str) -> dict[str, Any]:
+    """A keypad press on a SIP call."""
+    return {"type": "input_audio_buffer.dtmf_event_received", "event": digit, "received_at": int(time.time())}
+
+
+def audio_stopped_event(response_id: str = "") -> dict[str, Any]:
+    """Playback of a response finished (WebRTC/SIP)."""
+    return {"type": "output_audio_buffer.stopped", "response_id": response_id}
+
+
 # --------------------------------------------------------------------------- the fake
 
 
@@ -351,6 +454,13 @@ class FakeOpenAI:
       < 0 keeps it open until the client closes. A ``reject``/``hangup`` of the call ends the hold early.
     - ``sideband_abrupt_close``: end by dropping the TCP connection without a close frame
       (the client sees ``ConnectionClosedError``, code 1006) instead of a 1000 close.
+    - ``sideband_scripts``: a list of scripts, one for each of the next sidebands (then the default).
+    - A ``float`` script entry pauses the script that many seconds.
+    - ``sideband_replies``: answer each client ``response.create`` with response.created,
+      output_audio_buffer.started, a transcript, response.done and, after ``reply_audio_seconds``,
+      output_audio_buffer.stopped (None: no output_audio_buffer events).
+    - ``refer_outcome``: ``"transfer"`` (a ``/refer`` ends the call's sidebands, as a completed
+      REFER does) or ``"ignore"`` (200 and nothing happens); ``fail_next("/refer", 500)`` for errors.
     """
 
     def __init__(
@@ -376,7 +486,10 @@ class FakeOpenAI:
         self._faults: list[_Fault] = []
         self._ephemeral_keys: dict[str, float] = {}  # ek_ value -> expires_at (unix s)
         self._call_sessions: dict[str, dict[str, Any]] = {}
-        self._call_ended: dict[str, list[asyncio.Event]] = {}  # open sidebands per call (server loop only)
+        self._call_ended: dict[str, list[asyncio.Event]] = {}
+        self._replies: set[asyncio.Task[None]] = (
+            set()
+        )  # answers to response.create being sent  # open sidebands per call (server loop only)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._bound_port: int | None = None
@@ -398,10 +511,15 @@ class FakeOpenAI:
         )
 
     def _set_defaults(self) -> None:
-        self.sideband_script: list[dict[str, Any] | str | bytes] = list(default_sideband_script())
+        self.sideband_script: list[dict[str, Any] | str | bytes | float] = list(default_sideband_script())
+        # Scripts for the next sidebands, one each, in order (then ``sideband_script`` again).
+        self.sideband_scripts: list[list[dict[str, Any] | str | bytes | float]] = []
         self.sideband_event_interval: float = 0.01
         self.sideband_hold_seconds: float = 0.5
         self.sideband_abrupt_close: bool = False
+        self.sideband_replies: bool = False
+        self.reply_audio_seconds: float | None = 0.05
+        self.refer_outcome: str = "transfer"
         # WebRTC mode: whether CORS lets a page read Location (real OpenAI: unconfirmed).
         self.cors_expose_location: bool = True
 
@@ -501,6 +619,7 @@ class FakeOpenAI:
             self.webrtc.close_all_threadsafe()
             self.webrtc.calls.clear()
             self.webrtc.wrong_fingerprint = False
+            self.webrtc.script = default_sideband_script
         with self._lock:
             self.requests.clear()
             self.sidebands.clear()
@@ -801,7 +920,7 @@ class FakeOpenAI:
             target = body.get("target_uri") if isinstance(body, dict) else None
             if not isinstance(target, str) or not target.startswith(("tel:", "sip:", "sips:")):
                 return _error(400, "Invalid 'target_uri': expected a tel: or sip: URI.", param="target_uri")
-        if action in ("reject", "hangup"):
+        if action in ("reject", "hangup") or (action == "refer" and self.refer_outcome == "transfer"):
             for ended in self._call_ended.get(call_id, []):
                 ended.set()  # open sidebands of this call close now (the id stays in known_calls)
         return Response(b"", status_code=200)
@@ -855,7 +974,9 @@ class FakeOpenAI:
         with self._lock:
             self.sidebands.append(session)
             config = dict(self._call_sessions.get(call_id, {"type": "realtime"}))
-            script = copy.deepcopy(self.sideband_script)
+            script = copy.deepcopy(
+                self.sideband_scripts.pop(0) if self.sideband_scripts else self.sideband_script
+            )
             interval, hold, abrupt = (
                 self.sideband_event_interval,
                 self.sideband_hold_seconds,
@@ -869,7 +990,8 @@ class FakeOpenAI:
             event.setdefault("event_id", _new_id("event_"))
             async with send_lock:
                 await websocket.send_text(json.dumps(event))
-            session.server_events.append(event)
+                session.server_events.append(event)
+                session.server_event_times.append(time.monotonic())
 
         call_ended = asyncio.Event()
         self._call_ended.setdefault(call_id, []).append(call_ended)
@@ -883,6 +1005,9 @@ class FakeOpenAI:
                     break
                 if interval > 0:
                     await asyncio.sleep(interval)
+                if isinstance(event, float):  # a pause in the script
+                    await asyncio.sleep(event)
+                    continue
                 if isinstance(event, str):  # a raw text frame, sent as is
                     async with send_lock:
                         await websocket.send_text(event)
@@ -957,11 +1082,38 @@ class FakeOpenAI:
                 continue
             session.client_events.append((received_at, event))
             logger.info("sideband %s <- %s", session.call_id, event.get("type"))
+            if event.get("type") == "response.create" and self.sideband_replies:
+                reply = asyncio.create_task(self._reply(send_event))
+                self._replies.add(reply)
+                reply.add_done_callback(self._replies.discard)
             if event.get("type") == "session.update" and isinstance(event.get("session"), dict):
                 session_state.update(event["session"])
                 await self._safe_send(
                     send_event, {"type": "session.updated", "session": copy.deepcopy(session_state)}
                 )
+
+    async def _reply(self, send_event: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """A short spoken answer to a response.create; playback ends ``reply_audio_seconds`` later."""
+        resp = _new_id("resp_")
+        audio = self.reply_audio_seconds
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
+            },
+            {"type": "response.output_audio_transcript.done", "response_id": resp, "transcript": "Okay."},
+            {
+                "type": "response.done",
+                "response": {"object": "realtime.response", "id": resp, "status": "completed"},
+            },
+        ]
+        if audio is not None:  # WebRTC and SIP report playback; None: no playback events at all
+            events.insert(1, {"type": "output_audio_buffer.started", "response_id": resp})
+        for event in events:
+            await self._safe_send(send_event, event)
+        if audio is not None:
+            await asyncio.sleep(audio)
+            await self._safe_send(send_event, audio_stopped_event(resp))
 
     @staticmethod
     async def _safe_send(

@@ -130,7 +130,8 @@ class WebRTCPeers:
 
     def __init__(self, script: Callable[[], list[dict[str, Any]]], *, event_interval: float = 0.02) -> None:
         loopback_only()
-        self._script = script
+        # What the data channel plays after session.created (and per response.create); tests swap it.
+        self.script = script
         self.event_interval = event_interval
         # Answer with a DTLS fingerprint that is not the peer's: ICE connects, DTLS then fails
         # (what a browser sees when no secure media path can be set up).
@@ -229,7 +230,7 @@ class WebRTCPeers:
         await self._play_script(call, channel)
 
     async def _play_script(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
-        for event in copy.deepcopy(self._script()):
+        for event in copy.deepcopy(self.script()):
             await asyncio.sleep(self.event_interval)
             if channel.readyState != "open":
                 return

@@ -63,3 +63,15 @@ def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming")
         },
     }
     return json.dumps(payload).encode()
+
+
+def default_session_tools() -> dict[str, object]:
+    """The `tools` and `tool_choice` of a SIP or WebRTC session under the default settings (no
+    TRANSFER_TARGET, no MCP servers): the built-in end_call and the example get_current_time."""
+    from shared.tools import available_tools
+
+    tools = available_tools()
+    return {
+        "tools": [tools[name].schema() for name in ("end_call", "get_current_time")],
+        "tool_choice": "auto",
+    }

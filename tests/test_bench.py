@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import warm
+from bench import tools, warm
 from bench.procs import FakeProcess, fake_openai, moto_server
 from bench.run import Row, dedupe_config, table
 from bench.scenarios import event_call_ids, realistic_script
@@ -17,7 +17,9 @@ from tests.moto_aws import boto3_client
 def servers() -> Iterator[tuple[FakeProcess, str]]:
     with (
         moto_server() as moto_url,
-        fake_openai([*event_call_ids(), "rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3"]) as fake,
+        fake_openai(
+            [*event_call_ids(), "rtc_benchsmoke1", "rtc_benchsmoke2", "rtc_benchsmoke3", tools.CALL_ID]
+        ) as fake,
     ):
         yield fake, moto_url
 
@@ -56,6 +58,13 @@ def test_webhook_to_accept_times_each_accept(servers: tuple[FakeProcess, str]) -
     items = boto3_client("dynamodb", moto_url).scan(TableName=env["CALLS_TABLE_NAME"])["Items"]
     deliveries = [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("webhook#")]
     assert len(deliveries) == len(ids), deliveries  # warm-ups included: one record per delivery
+
+
+def test_tool_turnaround_times_each_tool_call(servers: tuple[FakeProcess, str]) -> None:
+    fake, _ = servers
+    result = tools.turnaround(fake, runs=4)
+    assert result.runs == 4
+    assert 0 < result.median_ms <= result.p90_ms < 5000
 
 
 def test_table_marks_pass_fail_and_report_only_rows() -> None:

@@ -15,7 +15,13 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from tests.fake_openai import FakeOpenAI, RecordedRequest, default_sideband_script
+from tests.fake_openai import (
+    FakeOpenAI,
+    RecordedRequest,
+    default_sideband_script,
+    dtmf_event,
+    function_call_events,
+)
 
 KEY = "sk-test-fake"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -360,6 +366,78 @@ def test_sideband_held_open_until_hangup(fake: FakeOpenAI, client: httpx.Client)
         return types
 
     assert asyncio.run(scenario()) == ["session.created", "response.created"]
+
+
+@pytest.mark.parametrize(("outcome", "closes"), [("transfer", True), ("ignore", False)])
+def test_refer_ends_the_sideband_unless_told_to_ignore_it(
+    fake: FakeOpenAI, client: httpx.Client, outcome: str, closes: bool
+) -> None:
+    call_id = new_call_id(client)
+    fake.sideband_hold_seconds = 1.0
+    fake.refer_outcome = outcome
+
+    async def scenario() -> float:
+        async with websockets.connect(f"{fake.ws_url}?call_id={call_id}", additional_headers=AUTH) as ws:
+            await ws.recv()  # session.created
+            async with httpx.AsyncClient() as http:
+                bad = await http.post(
+                    f"{fake.base_url}/realtime/calls/{call_id}/refer", headers=AUTH, json={"target_uri": "x"}
+                )
+                assert bad.status_code == 400
+                refer = await http.post(
+                    f"{fake.base_url}/realtime/calls/{call_id}/refer",
+                    headers=AUTH,
+                    json={"target_uri": "tel:+1555"},
+                )
+                assert refer.status_code == 200
+            started = time.monotonic()
+            async for _ in ws:
+                pass
+            return time.monotonic() - started
+
+    held = asyncio.run(scenario())
+    assert (held < 0.5) is closes  # closed at once by the REFER, or only after the 1 s hold
+
+
+def test_scripted_tool_call_pause_and_replies_to_response_create(
+    fake: FakeOpenAI, client: httpx.Client
+) -> None:
+    call_id = new_call_id(client)
+    fake.sideband_script = [0.3, *function_call_events("call_1", "echo", '{"text": "a"}'), dtmf_event("7")]
+    fake.sideband_replies = True
+    fake.reply_audio_seconds = 0.05
+    fake.sideband_hold_seconds = 0.5
+
+    async def scenario() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with websockets.connect(f"{fake.ws_url}?call_id={call_id}", additional_headers=AUTH) as ws:
+            events.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps({"type": "response.create"}))
+            async for message in ws:
+                events.append(json.loads(message))
+        return events
+
+    types = [e["type"] for e in asyncio.run(scenario())]
+    reply = [
+        "response.created",
+        "output_audio_buffer.started",
+        "response.output_audio_transcript.done",
+        "response.done",
+    ]
+    # The reply to response.create comes first: the script pauses 0.3 s before the tool call.
+    assert types[1:6] == [*reply, "output_audio_buffer.stopped"]
+    call = [t for t in types[6:] if t != "response.function_call_arguments.delta"]
+    assert call == [
+        "response.created",
+        "response.output_item.added",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.done",
+        "input_audio_buffer.dtmf_event_received",
+    ]
+    (sideband,) = fake.sidebands
+    assert sideband.response_creates()[0][1] == {"type": "response.create"}
+    assert len(sideband.server_event_times) == len(sideband.server_events)
 
 
 # ----------------------------------------------------------------------------- lifecycle

@@ -277,6 +277,8 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
             "end_lease": lambda: store.end_lease("rtc_1", "gen1"),
             "take_slot": lambda: store.take_slot("rtc_1", limit=2, until=time.time() + 60),
             "release_slot": lambda: store.release_slot("rtc_1"),
+            "claim_tool_call": lambda: store.claim_tool_call("rtc_1", "call_1", "gen1"),
+            "finish_tool_call": lambda: store.finish_tool_call("rtc_1", "call_1", "{}"),
         }
         for name, step in steps.items():
             try:

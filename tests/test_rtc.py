@@ -20,6 +20,7 @@ from tests.conftest import (
     with_body,
 )
 from tests.fake_openai import FakeOpenAI
+from tests.samples import default_session_tools
 
 
 def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
@@ -41,6 +42,7 @@ def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: Record
         "model": "gpt-realtime",
         "instructions": DEFAULT_INSTRUCTIONS,
         "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        **default_session_tools(),
     }
     (observed,) = launcher.requests
     assert observed.source == "webrtc"

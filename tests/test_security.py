@@ -32,6 +32,7 @@ from tests.conftest import (
 )
 from tests.fake_openai import FakeOpenAI
 from tests.output_audit import AUDIT
+from tests.samples import default_session_tools
 
 PAGE_ORIGIN = "https://abc123defg.execute-api.us-east-1.amazonaws.com"  # the host of the sample events
 SERVER_SESSION = {
@@ -39,6 +40,7 @@ SERVER_SESSION = {
     "model": "gpt-realtime",
     "instructions": DEFAULT_INSTRUCTIONS,
     "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+    **default_session_tools(),
 }
 
 

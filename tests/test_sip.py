@@ -21,6 +21,7 @@ from tests.conftest import (
     with_body,
 )
 from tests.fake_openai import FakeOpenAI
+from tests.samples import default_session_tools
 
 CALL_ID = "rtc_sip0123456789abcdef"
 
@@ -47,6 +48,7 @@ def test_incoming_call_is_accepted_and_observed(
         "model": "gpt-realtime",
         "instructions": DEFAULT_INSTRUCTIONS,
         "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        **default_session_tools(),
     }
     assert [(r.call_id, r.source) for r in launcher.requests] == [(CALL_ID, "sip")]
 

@@ -9,6 +9,8 @@ duplicate event or request never opens a second sideband nor greets twice. Calls
 invocation: shortly before the Lambda deadline it hands the lease to a successor invocation (async
 invoke with the call's start time and generation + 1) and reads on until that one has taken over.
 At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
+Server-side tools (the model's function calls, `end_call`, `transfer_call`, keypad presses) are run
+by `observer_tools.ToolCalls`, fed every event the reader parses.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from observer_tools import CallControl, ToolCalls, ToolKnobs
 from shared import deps, metrics, tls
 from shared.errors import ServiceError, UpstreamError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
+from shared.tools import select_tools
 from shared.upstream import CALL_ID_PATTERN, make_headers
 
 # Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
@@ -44,7 +48,18 @@ TRANSCRIPT_EVENTS = {
     "conversation.item.input_audio_transcription.completed": ("caller", "transcript"),
 }
 
-Outcome = Literal["closed", "not_found", "refused", "deadline", "max_duration", "handed_off"]
+Outcome = Literal[
+    "closed",
+    "not_found",
+    "refused",
+    "deadline",
+    "max_duration",
+    "handed_off",
+    "model_ended",  # the model called end_call
+    "transferred",  # transfer_call: the REFER took the call away
+    "transfer_failed",  # transfer_call: refused, or the call stayed; the caller was told, then hung up
+]
+ENDED_OUTCOMES = ("closed", "max_duration", "not_found", "model_ended", "transferred", "transfer_failed")
 HANGUP_GRACE_SECONDS = 5.0  # after /hangup, read the last events until the socket closes
 HANDOFF_POLL_SECONDS = 0.2
 # Sent once, `wrap_up_seconds` before the call limit (the caller hears the model say goodbye).
@@ -84,6 +99,14 @@ def log_event(call_id: str, event: dict[str, Any]) -> None:
     if event_type == "error":
         logger.warning("sideband error event", extra={**fields, "error": event.get("error")})
         return
+    if event_type.startswith(("mcp_list_tools.", "response.mcp_call")):
+        logger.info("mcp event", extra={**fields, "item_id": event.get("item_id")})
+        return
+    item = event.get("item") if event_type == "response.output_item.done" else None
+    if isinstance(item, dict) and item.get("type") in ("mcp_call", "mcp_list_tools"):
+        mcp = {"server_label": item.get("server_label"), "tool": item.get("name"), "error": item.get("error")}
+        logger.info("mcp event", extra={**fields, "item_type": item.get("type"), **mcp})
+        return
     logger.info("sideband event", extra=fields)
 
 
@@ -101,6 +124,7 @@ async def observe(
     hangup: Callable[[], Awaitable[None]] | None = None,
     hand_off: Callable[[], Awaitable[bool]] | None = None,
     on_open: Callable[[], None] | None = None,
+    tool_calls: ToolCalls | None = None,
     connect: Connect = websockets.connect,
 ) -> ObserveResult:
     """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
@@ -127,7 +151,9 @@ async def observe(
     logger.info("sideband open", extra={"call_id": call_id, "source": request.source, "greet": greet})
     if on_open is not None:
         on_open()
-    reader = asyncio.create_task(_read(websocket, call_id, result))
+    if tool_calls is not None:
+        tool_calls.attach(lambda event: websocket.send(json.dumps(event)))
+    reader = asyncio.create_task(_read(websocket, call_id, result, tool_calls))
     greeting = asyncio.create_task(_greet(websocket, greeting_delay)) if greet else None
     start = time.monotonic()
     timers: list[tuple[float, str]] = [(start + time_budget, "budget")]
@@ -163,6 +189,10 @@ async def observe(
     finally:
         if greeting is not None:
             greeting.cancel()
+        if tool_calls is not None:
+            await tool_calls.close()  # tools in flight answer first, also at a hand-off
+            if tool_calls.outcome is not None and result.outcome == "closed":
+                result.outcome = tool_calls.outcome
         reader.cancel()
         await websocket.close()
     logger.info(
@@ -178,7 +208,9 @@ async def observe(
 _DELTA_HEAD = re.compile(r'\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"[a-z0-9_.]+\.delta"')
 
 
-async def _read(websocket: ClientConnection, call_id: str, result: ObserveResult) -> None:
+async def _read(
+    websocket: ClientConnection, call_id: str, result: ObserveResult, tool_calls: ToolCalls | None = None
+) -> None:
     try:
         async for message in websocket:
             if isinstance(message, str) and _DELTA_HEAD.match(message):
@@ -191,8 +223,16 @@ async def _read(websocket: ClientConnection, call_id: str, result: ObserveResult
             result.events += 1
             if is_logged(str(event.get("type", ""))):
                 log_event(call_id, event)
+            if tool_calls is not None:
+                try:
+                    tool_calls.on_event(event)
+                except Exception:  # a tool-handling bug must not stop the observation of the call
+                    logger.exception("tool event handling failed", extra={"call_id": call_id})
     except ConnectionClosed:
         pass  # calls often end without a close frame: that is a normal end
+    finally:
+        if tool_calls is not None:
+            tool_calls.on_closed()
 
 
 async def _greet(websocket: ClientConnection, delay: float) -> None:
@@ -259,6 +299,9 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     try:
         api_key = deps.secret_store().api_key()
         store = deps.call_store()
+        tools = select_tools(
+            settings.tool_names, transfer_target=settings.transfer_target, known=deps.tool_registry()
+        )
     except ServiceError as exc:
         logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
         return {"call_id": call_id, "outcome": "refused"}
@@ -300,6 +343,19 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     async def hand_off() -> bool:
         return await _hand_off(request, owner, store, started_at, settings)
 
+    async def refer(target_uri: str) -> None:
+        await client.refer_call(call_id, target_uri)
+
+    channel = "sip" if request.source == "sip" else "webrtc"  # only a SIP call can be referred
+    tool_calls = ToolCalls(
+        call_id,
+        owner,
+        tools={name: tool for name, tool in tools.items() if channel in tool.channels},
+        store=store,
+        control=CallControl(hangup=hangup, refer=refer),
+        knobs=ToolKnobs.from_settings(settings),
+    )
+
     time_budget = max(1.0, remaining - settings.observer_stop_margin_seconds)
     result = asyncio.run(
         observe(
@@ -316,9 +372,10 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             hangup=hangup,
             hand_off=hand_off,
             on_open=lambda: store.mark_attached(call_id, owner),
+            tool_calls=tool_calls,
         )
     )
-    if result.outcome in ("closed", "max_duration", "not_found"):
+    if result.outcome in ENDED_OUTCOMES:
         _finish(request, owner, store, started_at, settings, result)
     elif result.outcome in ("refused", "deadline"):
         # The call may still be live: let a later observer (a retry, POST /observer) take over.

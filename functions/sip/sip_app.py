@@ -107,7 +107,7 @@ async def incoming_call(request: Request) -> Response:
                 call.call_id,
                 call.header("From"),
                 client=deps.openai_client(),
-                session=deps.session_config(),
+                session=deps.sessions()["sip"],
                 store=store,
                 policy=deps.caller_policy(),
                 settings=deps.settings(),

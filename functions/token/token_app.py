@@ -53,7 +53,7 @@ ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {
 )
 async def mint_token(request: Request) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
-    client, session = deps.openai_client(), deps.session_config()
+    client, session = deps.openai_client(), deps.sessions()["browser"]
     # The session comes from server settings only: nothing in the request can change it.
     secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)
     logger.info("client secret minted", extra={"expires_at": secret["expires_at"]})

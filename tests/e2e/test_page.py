@@ -7,6 +7,7 @@ plus the sideband the observer opened.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, function_call_events, mcp_call_events
 from tests.fake_webrtc import WebRTCCall
 
 ASSISTANT_TEXT = "Hello! Thanks for trying the Realtime API."
@@ -328,3 +329,38 @@ def test_the_page_needs_no_other_host(page: Page, dev_server: str, fake: FakeOpe
     # No absolute URL to any host anywhere in the page (scripts, styles, links, fetches).
     assert re.findall(r"(?:https?|wss?):/{2}[A-Za-z0-9]", page.content()) == []
     assert hosts == {"127.0.0.1"}
+
+
+def test_tool_calls_show_as_bubbles_and_an_ended_call_says_why(page: Page, fake: FakeOpenAI) -> None:
+    # What the browser's data channel carries when the observer runs tools: the model's call, then the
+    # server's function_call_output item; then end_call, and the far end closes the call.
+    assert fake.webrtc is not None
+    time_call = function_call_events("call_time", "get_current_time", '{"timezone": "Europe/Paris"}')
+    output = {"timezone": "Europe/Paris", "local_time": "2026-12-02 15:00", "weekday": "Wednesday"}
+    answered = {
+        "type": "conversation.item.done",
+        "item": {"type": "function_call_output", "call_id": "call_time", "output": json.dumps(output)},
+    }
+    fake.webrtc.script = lambda: [
+        *time_call,
+        answered,
+        *mcp_call_events("docs", "search", failed=True)[-1:],
+        *function_call_events("call_end", "end_call"),
+    ]
+    start_call(page)
+    call = only_call(fake)
+    tools = page.locator("#transcript .turn.tool")
+    expect(tools).to_have_count(3)
+    expect(tools.nth(0)).to_contain_text('get_current_time({"timezone": "Europe/Paris"})')
+    expect(tools.nth(0)).to_contain_text("2026-12-02 15:00")
+    expect(tools.nth(0)).not_to_have_class(re.compile("pending"))
+    expect(tools.nth(1)).to_contain_text("docs.search")
+    expect(tools.nth(1)).to_have_class(re.compile("failed"))
+    expect(tools.nth(2)).to_contain_text("end_call(")
+    screenshot(page, "tools.png")
+    fake.webrtc.close_all_threadsafe()  # the observer hung up: the call ends from the far side
+    expect(page.locator("#transcript .turn.ended")).to_contain_text("The assistant ended the call.")
+    expect(page.locator("#status")).to_have_text("The assistant ended the call", timeout=10_000)
+    expect(page.locator("#start")).to_have_text("Start")
+    expect(page.locator("#error")).to_be_hidden()
+    assert call.closed
