@@ -173,6 +173,7 @@ def warm() -> list[str]:
     settings = get_settings()
     wanted: list[tuple[str, Callable[[], object]]] = [
         ("session_config", session_config),
+        ("sessions", sessions),  # the tool registry too (shared/my_tools.py is imported)
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
         ("secret_store", lambda: secret_store().prepare()),

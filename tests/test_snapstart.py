@@ -18,10 +18,11 @@ import pytest
 
 from bench import restore
 from bench.procs import ConnectionCounter
+from bench.scenarios import signed
 from local_api.routes import load_template
 from tests.fake_openai import FakeOpenAI
 from tests.moto_aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, boto3_client
-from tests.samples import load_event
+from tests.samples import SIGNING_SECRET, load_event
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = load_template()
@@ -173,7 +174,7 @@ import {module}
 class Context:  # only what the handlers read: importing test helpers would pre-load modules
     function_name = "probe"; memory_limit_in_mb = 512; aws_request_id = "probe"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:probe"
-with open("{root}/events/{event}.json") as f:
+with open("{event_path}") as f:
     event = json.load(f)
 before = set(sys.modules)
 result = {module}.handler(event, Context())
@@ -186,22 +187,29 @@ print(json.dumps({{"status": result["statusCode"], "new": sorted(set(sys.modules
     [
         ("token", "token_app", "token", 200),
         ("rtc", "rtc_app", "rtc", 200),
+        ("sip", "sip_app", "sip", 200),
         ("observer", "observer_app", "observer_http", 202),
         ("page", "page_app", "page", 200),
     ],
 )
 def test_after_a_snapstart_init_the_first_request_imports_nothing(
-    fake: FakeOpenAI, folder: str, module: str, event: str, status: int
+    fake: FakeOpenAI, tmp_path: Path, folder: str, module: str, event: str, status: int
 ) -> None:
     """Whatever the first request would import lazily is in the snapshot (shared/snapstart.py's list)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
         "OPENAI_API_KEY": fake.api_key,
+        "OPENAI_SIGNING_SECRET": SIGNING_SECRET,
         "OPENAI_BASE_URL": fake.base_url,
         "OBSERVER_LAUNCH": "off",
     }
-    code = FIRST_REQUEST_PROBE.format(root=ROOT, module=module, event=event)
+    sample = load_event(event)
+    event_path = tmp_path / "event.json"
+    event_path.write_text(
+        json.dumps(signed(sample, SIGNING_SECRET) if event == "sip" else sample)
+    )  # signed just now
+    code = FIRST_REQUEST_PROBE.format(root=ROOT, module=module, event_path=event_path)
     found = _in_fresh_process(code, env, folder)
     assert found["status"] == status
     assert found["new"] == []

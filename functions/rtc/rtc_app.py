@@ -45,8 +45,9 @@ SDP_ANSWER = {
 async def create_call(request: Request, video: QueryFlag = False) -> Response:
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
+    session = deps.sessions()["webrtc"].to_json()  # a misconfigured session fails before anything starts
     deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
-    call = await deps.openai_client().create_call(offer, deps.sessions()["webrtc"].to_json())
+    call = await deps.openai_client().create_call(offer, session)
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
