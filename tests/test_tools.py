@@ -515,3 +515,77 @@ async def _never() -> None:
 
 async def _never_refer(target: str) -> None:
     raise AssertionError("no refer expected")
+
+
+def _unit_calls() -> observer_tools.ToolCalls:
+    return observer_tools.ToolCalls(
+        CALL_ID,
+        "0:x",
+        tools={},
+        store=MemoryCallStore(),
+        control=_no_control(),
+        knobs=observer_tools.ToolKnobs(),
+    )
+
+
+def test_tool_events_are_exactly_the_types_on_event_acts_on() -> None:
+    """The reader hands ToolCalls only `TOOL_EVENTS`: a type `on_event` handles must be in it."""
+    from bench.scenarios import realistic_script
+
+    calls = _unit_calls()
+
+    def acts_on(event: dict[str, Any]) -> bool:
+        before = calls._changed
+        calls.on_event(event)
+        return calls._changed is not before  # every handled type ends in _notify()
+
+    async def feed() -> None:
+        for kind in sorted(observer_tools.TOOL_EVENTS):
+            assert acts_on({"type": kind, "response": {"id": "resp_x"}, "event": "5"}), kind
+        others = {str(e["type"]) for e in realistic_script(400)} - observer_tools.TOOL_EVENTS
+        others |= {"session.created", "error", "input_audio_buffer.committed", "mcp_list_tools.completed"}
+        for kind in sorted(others):
+            assert not acts_on({"type": kind, "response": {"id": "resp_x"}}), kind
+
+    asyncio.run(feed())
+    assert calls._tasks == set()
+
+
+def test_the_reader_hands_tool_calls_only_tool_events() -> None:
+    seen: list[str] = []
+
+    class Recorder:
+        def on_event(self, event: dict[str, Any]) -> None:
+            seen.append(event["type"])
+
+        def on_closed(self) -> None:
+            seen.append("closed")
+
+    frames = [
+        '{"type": "response.output_audio_transcript.delta", "delta": "Hel"}',
+        '{"type": "rate_limits.updated", "rate_limits": []}',
+        '{"type": "response.created", "response": {"id": "resp_1"}}',
+        '{"type": "response.function_call_arguments.done", "call_id": "c1", "name": "echo"}',
+        '{"type": "conversation.item.created", "item": {"id": "i"}}',
+        '{"type": "response.done", "response": {"id": "resp_1"}}',
+        '{"type": "input_audio_buffer.dtmf_event_received", "event": "5"}',
+    ]
+
+    class Socket:
+        def __aiter__(self) -> Any:
+            return self._frames()
+
+        async def _frames(self) -> Any:
+            for frame in frames:
+                yield frame
+
+    result = observer_worker.ObserveResult("closed")
+    asyncio.run(observer_worker._read(Socket(), "rtc_x", result, Recorder()))  # type: ignore[arg-type]
+    assert result.events == len(frames)
+    assert seen == [
+        "response.created",
+        "response.function_call_arguments.done",
+        "response.done",
+        "input_audio_buffer.dtmf_event_received",
+        "closed",
+    ]

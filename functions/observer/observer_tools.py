@@ -38,6 +38,20 @@ from shared.tools import ActionName, Tool, error_output, run_tool
 ToolOutcome = Literal["model_ended", "transferred", "transfer_failed"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RESPONSE_START_WAIT = 1.0  # seconds for the `response.created` of a `response.create` we sent
+# The event types `on_event` acts on; the reader hands it only these (a set lookup per event: the
+# rest of a call's events, most of them, never reach the tool machinery).
+TOOL_EVENTS = frozenset(
+    {
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.created",
+        "response.done",
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "input_audio_buffer.dtmf_event_received",
+    }
+)
 
 FILLER = (
     "A tool you called is still working. Tell the caller in a few words that you are on it "
@@ -80,7 +94,8 @@ class CallControl:
 
 
 class ToolCalls:
-    """Fed every parsed sideband event (`on_event`) by the observer's reader; sends through `attach`."""
+    """Fed the parsed sideband events of `TOOL_EVENTS` (`on_event`) by the observer's reader; sends
+    through `attach`."""
 
     def __init__(
         self,

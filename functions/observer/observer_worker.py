@@ -10,7 +10,7 @@ invocation: shortly before the Lambda deadline it hands the lease to a successor
 invoke with the call's start time and generation + 1) and reads on until that one has taken over.
 At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
 Server-side tools (the model's function calls, `end_call`, `transfer_call`, keypad presses) are run
-by `observer_tools.ToolCalls`, fed every event the reader parses.
+by `observer_tools.ToolCalls`, fed the events it acts on (`TOOL_EVENTS`) as the reader parses them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from observer_tools import CallControl, ToolCalls, ToolKnobs
+from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
 from shared import deps, metrics, tls
 from shared.errors import ServiceError, UpstreamError
 from shared.launcher import ObserveRequest
@@ -221,9 +221,11 @@ async def _read(
                 logger.warning("sideband frame is not a JSON event", extra={"call_id": call_id})
                 continue
             result.events += 1
-            if is_logged(str(event.get("type", ""))):
+            event_type: str = event["type"]  # _parse: always a str
+            if is_logged(event_type):
                 log_event(call_id, event)
-            if tool_calls is not None:
+            # Most events are no tool's business: a set lookup, not a call into ToolCalls, for them.
+            if tool_calls is not None and event_type in TOOL_EVENTS:
                 try:
                     tool_calls.on_event(event)
                 except Exception:  # a tool-handling bug must not stop the observation of the call
