@@ -40,9 +40,9 @@ from shared.settings import LAMBDA_INITIALIZATION_TYPE
 
 Hook = Callable[[], object]
 
-# What the first outgoing request imports (httpx loads its transport stack lazily). A SnapStart init
-# imports them so the first request after a restore imports nothing: tests/test_snapstart.py checks
-# that, function by function, so this list cannot silently go stale.
+# What the first outgoing request imports (httpx loads its transport stack lazily, urllib3 the idna
+# codec). A SnapStart init imports them so the first request after a restore imports nothing:
+# tests/test_snapstart.py checks that, function by function, so this list cannot silently go stale.
 REQUEST_PATH_MODULES = (
     "httpcore",
     "h11",
@@ -52,6 +52,9 @@ REQUEST_PATH_MODULES = (
     "anyio.streams.tls",
     "certifi",
     "queue",
+    # botocore's first request: urllib3 encodes the endpoint's host name with the idna codec.
+    "encodings.idna",
+    "stringprep",
 )
 
 _lock = threading.Lock()

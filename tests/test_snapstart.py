@@ -225,3 +225,29 @@ def test_the_hard_stop_schedules_target_the_hangup_alias() -> None:
     assert {name: t for name, t in targets.items() if t} == dict.fromkeys(
         ("RtcFunction", "SipFunction", "ObserverFunction"), "${HangupFunction.Arn}:live"
     )
+
+
+def test_after_a_snapstart_init_a_first_observer_launch_imports_nothing(
+    fake: FakeOpenAI, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """The same with boto3 on the path: /rtc launching the observer through Lambda (moto)."""
+    from tests.moto_aws import register_function
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+        "OPENAI_API_KEY": fake.api_key,
+        "OPENAI_BASE_URL": fake.base_url,
+        "OBSERVER_LAUNCH": "lambda",
+        "OBSERVER_FUNCTION_NAME": register_function(moto_endpoint),
+        "AWS_ENDPOINT_URL_LAMBDA": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(load_event("rtc")))
+    code = FIRST_REQUEST_PROBE.format(root=ROOT, module="rtc_app", event_path=event_path)
+    found = _in_fresh_process(code, env, "rtc")
+    assert found["status"] == 200
+    assert found["new"] == []
