@@ -185,7 +185,8 @@ def make_handler(app: FastAPI) -> LambdaHandler:
             if deps is not None:
                 deps.settle(SETTLE_SECONDS)
 
-    snapstart.prepare(prime=lambda: _prime(handler))
+    # The adapter, not `handler`: Powertools' decorator would mark the snapshot's cold start as spent.
+    snapstart.prepare(prime=lambda: _prime(adapter))
     return handler
 
 
@@ -205,7 +206,7 @@ class _PrimeContext:
     log_stream_name: str = "-"
 
 
-def _prime(handler: LambdaHandler) -> None:
+def _prime(handler: Callable[[dict[str, Any], Any], Any]) -> None:
     event = {
         "version": "2.0",
         "routeKey": "$default",

@@ -84,6 +84,7 @@ print(json.dumps({{
     "before": len(hooks.get_before_snapshot()), "after": len(hooks.get_after_restore()),
     "client": deps.openai_client.peek() is not None, "session": deps.session_config.peek() is not None,
     "stack_built": getattr(getattr({module}, "app", None), "middleware_stack", None) is not None,
+    "cold_start_left": __import__("aws_lambda_powertools.logging.logger").logging.logger.is_cold_start,
 }}))
 """
 
@@ -97,6 +98,7 @@ def test_a_snapstart_init_warms_and_primes_an_on_demand_init_stays_lazy(init_typ
     assert found["client"] is warmed
     assert found["session"] is warmed
     assert found["stack_built"] is warmed  # the priming request went through the app
+    assert found["cold_start_left"] is True  # ... without spending the first request's cold_start log key
 
 
 @pytest.fixture
