@@ -81,12 +81,20 @@ class RestoreRun:
     random: float
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What to restore: the interpreter, the function's dir, the layer and the runtime's packages (in
+    Lambda's sys.path order), and the handler module."""
+
+    python: str
+    task: Path
+    layer: Path
+    runtime: Path
+    module: str
+
+
 def start(
-    python: str,
-    task: Path,
-    layer: Path,
-    runtime: Path,
-    module: str,
+    subject: Subject,
     events: list[dict[str, Any]],
     env: dict[str, str],
     *,
@@ -96,10 +104,11 @@ def start(
     workdir: Path,
 ) -> tuple[subprocess.Popen[bytes], Any]:
     """Start the "init" process; answers it and the readable end of its report pipe (one JSON per line)."""
-    events_file = workdir / f"{module}-events.json"
+    events_file = workdir / f"{subject.module}-events.json"
     events_file.write_text(json.dumps(events))
     read, write = os.pipe()
-    args = [python, "-I", "-B", "-c", CHILD, str(task), str(layer), str(runtime), module]
+    args = [subject.python, "-I", "-B", "-c", CHILD, str(subject.task), str(subject.layer)]
+    args += [str(subject.runtime), subject.module]
     args += [str(events_file), str(write), leak, "1" if pause else "0", "1" if after_hooks else "0"]
     proc = subprocess.Popen(
         args,
@@ -124,24 +133,18 @@ def finish(proc: subprocess.Popen[bytes], report: Any) -> list[RestoreRun]:
 
 
 def measure(
-    python: str,
-    task: Path,
-    layer: Path,
-    runtime: Path,
-    module: str,
-    events: list[dict[str, Any]],
-    env: dict[str, str],
-    *,
-    status: int,
+    subject: Subject, events: list[dict[str, Any]], env: dict[str, str], *, status: int
 ) -> tuple[float, list[RestoreRun]]:
     """Median ms from fork to response over `events` (one restored child each); checks every status."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, report = start(python, task, layer, runtime, module, events, env, workdir=Path(tmp))
+        proc, report = start(subject, events, env, workdir=Path(tmp))
         runs = finish(proc, report)
     for run in runs:
         got = run.result.get("statusCode")
         if got != status:
-            raise RuntimeError(f"{module}: restored child answered {got}, expected {status}: {run.result}")
+            raise RuntimeError(
+                f"{subject.module}: restored child answered {got}, expected {status}: {run.result}"
+            )
     return statistics.median(run.ms for run in runs), runs
 
 
@@ -154,10 +157,8 @@ def main() -> None:  # a quick look from the repo: python -m bench.restore
     env = {**os.environ, "OPENAI_API_KEY": "sk-test", "OBSERVER_LAUNCH": "off"}
     root = ROOT
     with tempfile.TemporaryDirectory():
-        median, runs = measure(
-            sys.executable, root / "functions" / "page", root, root, "page_app", [load_event("page")] * 5,
-            env, status=200,
-        )  # fmt: skip
+        subject = Subject(sys.executable, root / "functions" / "page", root, root, "page_app")
+        median, runs = measure(subject, [load_event("page")] * 5, env, status=200)
     print(f"page: {median:.1f} ms over {len(runs)} restores")
 
 

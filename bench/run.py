@@ -148,10 +148,10 @@ def restore_rows(
                 event["headers"]["webhook-id"] = f"msg_{call_id}"
                 event = signed(event)
             events.append(event)
-        _, restored = restore.measure(
-            python, optimised.functions / folder, optimised.layer, optimised.runtime, module, events, env,
-            status=status,
-        )  # fmt: skip
+        subject = restore.Subject(
+            python, optimised.functions / folder, optimised.layer, optimised.runtime, module
+        )
+        _, restored = restore.measure(subject, events, env, status=status)
         times = sorted(run.ms for run in restored)
         results.append((label, statistics.median(times), times[int(0.9 * (len(times) - 1))]))
     return results

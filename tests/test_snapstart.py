@@ -130,10 +130,16 @@ def _restore_token(
         }
         events = [load_event("token")] * (children + 1)  # the first one runs before the "snapshot"
         with tempfile.TemporaryDirectory() as tmp:
+            subject = restore.Subject(sys.executable, ROOT / "functions" / "token", ROOT, ROOT, "token_app")
             proc, report = restore.start(
-                sys.executable, ROOT / "functions" / "token", ROOT, ROOT, "token_app", events, env,
-                leak="after-hooks", pause=True, after_hooks=after_hooks, workdir=Path(tmp),
-            )  # fmt: skip
+                subject,
+                events,
+                env,
+                leak="after-hooks",
+                pause=True,
+                after_hooks=after_hooks,
+                workdir=Path(tmp),
+            )
             assert json.loads(report.readline())["leaked"]["statusCode"] == 200
             assert json.loads(report.readline()) == {"snapshot": True}
             secrets.put_secret_value(SecretId=arn, SecretString=NEW_KEY)
