@@ -86,11 +86,6 @@ def openai_client() -> OpenAIClient:
 
 
 @Singleton
-def session_config() -> SessionConfig:
-    return make_session(get_settings())
-
-
-@Singleton
 def sessions() -> dict[Channel, SessionConfig]:
     """The session of each channel (`deps.sessions()["sip"]`): tools and MCP differ per channel."""
     settings = get_settings()
@@ -172,7 +167,6 @@ def warm() -> list[str]:
 
     settings = get_settings()
     wanted: list[tuple[str, Callable[[], object]]] = [
-        ("session_config", session_config),
         ("sessions", sessions),  # the tool registry too (shared/my_tools.py is imported)
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
@@ -227,7 +221,6 @@ def reset() -> None:
     for singleton in (
         secret_store,
         openai_client,
-        session_config,
         sessions,
         tool_registry,
         _lambda_launcher,

@@ -69,8 +69,10 @@ def make_session(
     """
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
-        chosen = select_tools(settings.tool_names, transfer_target=settings.transfer_target, known=registry)
-        tools += [tool.schema() for tool in chosen.values() if channel in tool.channels]
+        chosen = select_tools(
+            settings.tool_names, transfer_target=settings.transfer_target, known=registry, channel=channel
+        )
+        tools += [tool.schema() for tool in chosen.values()]
     if channel is not None:
         tools += [
             mcp_tool(server, with_headers=channel != "browser")

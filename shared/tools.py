@@ -139,16 +139,24 @@ def available_tools() -> dict[str, Tool]:
 
 
 def select_tools(
-    names: Iterable[str], *, transfer_target: str, known: dict[str, Tool] | None = None
+    names: Iterable[str],
+    *,
+    transfer_target: str,
+    known: dict[str, Tool] | None = None,
+    channel: Channel | None = None,
 ) -> dict[str, Tool]:
     """The tools named in `TOOLS` out of `known` (default: `available_tools()`; unknown names are a
-    misconfiguration); `transfer_call` only when `TRANSFER_TARGET` is set."""
+    misconfiguration); `transfer_call` only when `TRANSFER_TARGET` is set; with `channel`, only the
+    tools offered on it. The session and the observer both choose here, so the model is offered
+    exactly the tools the observer runs."""
     known = available_tools() if known is None else known
     chosen: dict[str, Tool] = {}
     for name in names:
         if name not in known:
             raise ServiceError(f"Server misconfigured: TOOLS names an unknown tool {name[:40]!r}")
         if name == "transfer_call" and not transfer_target:
+            continue
+        if channel is not None and channel not in known[name].channels:
             continue
         chosen[name] = known[name]
     return chosen

@@ -302,7 +302,10 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         api_key = deps.secret_store().api_key()
         store = deps.call_store()
         tools = select_tools(
-            settings.tool_names, transfer_target=settings.transfer_target, known=deps.tool_registry()
+            settings.tool_names,
+            transfer_target=settings.transfer_target,
+            known=deps.tool_registry(),
+            channel="sip" if request.source == "sip" else "webrtc",  # only a SIP call can be referred
         )
     except ServiceError as exc:
         logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
@@ -348,11 +351,10 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     async def refer(target_uri: str) -> None:
         await client.refer_call(call_id, target_uri)
 
-    channel = "sip" if request.source == "sip" else "webrtc"  # only a SIP call can be referred
     tool_calls = ToolCalls(
         call_id,
         owner,
-        tools={name: tool for name, tool in tools.items() if channel in tool.channels},
+        tools=tools,
         store=store,
         control=CallControl(hangup=hangup, refer=refer),
         knobs=ToolKnobs.from_settings(settings),
