@@ -24,7 +24,8 @@ class ObserveRequest:
     """The async event the observer worker receives (`events/observer_async.json`).
 
     `call_started_at` (unix s) anchors the call's length limit across hand-offs; `generation` counts
-    hand-offs (0 = the first observer, the only one that greets the caller).
+    hand-offs (0 = the first observer, the only one that greets the caller). A successor gets every
+    field but `generation` and `requested_at` unchanged.
     """
 
     call_id: str
@@ -32,6 +33,14 @@ class ObserveRequest:
     requested_at: float = field(default_factory=time.time)
     call_started_at: float | None = None
     generation: int = 0
+    # The agent profile the call was routed to (shared/agents.py), and the caller and dialed numbers
+    # already masked (`+1555***0123`, shared/policy.py mask_number): no full number is ever passed on.
+    agent: str = "default"
+    caller: str = ""
+    dialed: str = ""
+    # The call's granted length in seconds (the daily minutes budget may cut it below MAX_CALL_SECONDS);
+    # None = MAX_CALL_SECONDS.
+    max_seconds: int | None = None
 
     def to_event(self) -> dict[str, Any]:
         return asdict(self)

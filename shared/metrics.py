@@ -23,6 +23,11 @@ DUPLICATES_SUPPRESSED = "DuplicatesSuppressed"  # dimension kind: webhook | obse
 OBSERVER_HANDOFFS = "ObserverHandoffs"
 CALL_DURATION = "CallDuration"  # seconds, dimension source
 WEBHOOK_TO_ACCEPT = "WebhookToAccept"  # milliseconds
+TOOL_ERRORS = "ToolErrors"  # dimension tool: a tool call answered with an error output
+CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_minutes; source
+DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
+RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
+WEBHOOKS_IGNORED = "WebhooksIgnored"  # dimension event_type: verified events that are not ours to act on
 
 
 def emit(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:

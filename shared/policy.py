@@ -29,6 +29,17 @@ def caller_number(header_value: str) -> str:
     return digits if digits.startswith("+") else f"+{digits}"
 
 
+def mask_number(number: str) -> str:
+    """What records and logs may keep of a phone number: `+` and its first 4 digits, and its last 4
+    (`+15551230123` -> `+1555***0123`); a number of 9 characters or fewer keeps only its last 2.
+    "" stays ""."""
+    if not number:
+        return ""
+    if len(number) <= 9:
+        return "***" + number[-2:]
+    return f"{number[:5]}***{number[-4:]}"
+
+
 def _entries(raw: str) -> tuple[str, ...]:
     out = []
     for item in raw.split(","):

@@ -149,6 +149,23 @@ class Settings(BaseModel):
     transfer_confirm_seconds: float = Field(default=20.0, gt=0, le=120)  # sideband still open: failed
     mcp_servers: tuple[McpServer, ...] = ()  # MCP_SERVERS: JSON list
 
+    # Agent profiles per dialed number (shared/agents.py): a YAML file; empty = shared/agents.yaml.
+    agents_file: str = ""
+
+    # Call records (shared/records.py): one per call, in RECORDS_TABLE_NAME (DynamoDB, CALL_STORE=dynamodb)
+    # or in process. Kept RECORD_RETENTION_DAYS days (TTL); 0 = records without transcript text, tool
+    # arguments or tool results, kept METADATA_RETENTION_DAYS.
+    records_table_name: str = ""
+    record_retention_days: int = Field(default=30, ge=0, le=3650)
+    record_flush_seconds: float = Field(default=5.0, gt=0, le=300)  # the observer batches record writes
+    # USD per 1M tokens by model and token kind, for each record's estimated cost (JSON, merged over
+    # DEFAULT_TOKEN_PRICES; a model missing from both gets no estimate).
+    token_prices: dict[str, dict[str, float]] = {}
+
+    # Spend limits (shared/limits.py), counters in the call store: 0 = no limit.
+    max_call_minutes_per_day: int = Field(default=0, ge=0, le=1_000_000)  # whole stack, UTC day
+    max_calls_per_client_per_hour: int = Field(default=0, ge=0, le=100_000)  # /rtc and /token, by source IP
+
     # Abuse: web origins allowed to call /rtc and /token (comma-separated, e.g. "https://a.example");
     # empty = any. A request without an Origin header (curl, server-to-server) is not a browser's.
     allowed_origins: str = ""
@@ -189,6 +206,18 @@ class Settings(BaseModel):
         labels = [item.get("server_label") for item in value if isinstance(item, dict)]
         if len(labels) != len(set(labels)):
             raise ValueError("MCP_SERVERS: server_label values must be unique")
+        return value
+
+    @field_validator("token_prices", mode="before")
+    @classmethod
+    def _prices_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("TOKEN_PRICES must be JSON: {model: {token kind: USD per 1M}}") from None
         return value
 
     @property

@@ -35,6 +35,10 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
             requested_at=1760000000.5,
             call_started_at=1760000000.0,
             generation=2,
+            agent="sales",
+            caller="+1555***0123",
+            dialed="+1800***0000",
+            max_seconds=300,
         )
     )
     # One request, over real HTTP, queued by moto's Lambda (which checks no name: asserted here).
@@ -47,6 +51,10 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
         "requested_at": 1760000000.5,
         "call_started_at": 1760000000.0,
         "generation": 2,
+        "agent": "sales",
+        "caller": "+1555***0123",
+        "dialed": "+1800***0000",
+        "max_seconds": 300,
     }
 
 
@@ -130,7 +138,8 @@ def test_local_launcher_runs_the_target_in_a_background_thread() -> None:
     LocalObserverLauncher(target).launch(ObserveRequest(call_id="rtc_bg", source="webrtc", requested_at=1.0))
     assert done.wait(5)
     expected = {"call_id": "rtc_bg", "source": "webrtc", "requested_at": 1.0, "call_started_at": None}
-    assert seen == [({**expected, "generation": 0}, "observer-rtc_bg")]
+    defaults = {"generation": 0, "agent": "default", "caller": "", "dialed": "", "max_seconds": None}
+    assert seen == [({**expected, **defaults}, "observer-rtc_bg")]
 
 
 def test_selection_follows_observer_launch(monkeypatch: pytest.MonkeyPatch) -> None:

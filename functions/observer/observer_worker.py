@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import time
@@ -266,6 +267,11 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
     ):
         return None
     requested_at = _number(event.get("requested_at")) or time.time()
+    max_seconds = event.get("max_seconds")
+    if max_seconds is not None and (
+        not isinstance(max_seconds, int) or isinstance(max_seconds, bool) or not 0 < max_seconds <= 7200
+    ):
+        return None
     return ObserveRequest(
         call_id=call_id,
         source=source,
@@ -273,7 +279,16 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
         # Older events carry no start time: the call began about when its observer was requested.
         call_started_at=_number(event.get("call_started_at")) or requested_at,
         generation=generation,
+        agent=_text(event.get("agent"), "default"),
+        caller=_text(event.get("caller"), ""),
+        dialed=_text(event.get("dialed"), ""),
+        max_seconds=max_seconds,
     )
+
+
+def _text(value: object, default: str) -> str:
+    """A short label from the event (agent name, masked number), else the default."""
+    return value[:64] if isinstance(value, str) and value else default
 
 
 def _number(value: object) -> float | None:
@@ -331,7 +346,8 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         return {"call_id": call_id, "outcome": "duplicate"}
 
     started_at = request.call_started_at or request.requested_at
-    limit = settings.max_call_seconds
+    # The granted length (the daily minutes budget may have shortened it), else MAX_CALL_SECONDS.
+    limit = request.max_seconds if request.max_seconds is not None else settings.max_call_seconds
     client = deps.openai_client()
 
     async def hangup() -> None:
@@ -397,11 +413,9 @@ async def _hand_off(
     request: ObserveRequest, owner: str, store: CallStore, started_at: float, settings: Settings
 ) -> bool:
     """Start the successor and hand it the lease; True once it has claimed the lease."""
-    successor = ObserveRequest(
-        call_id=request.call_id,
-        source=request.source,
-        call_started_at=started_at,
-        generation=request.generation + 1,
+    # Everything but the generation and the request time carries over (agent, numbers, granted length).
+    successor = dataclasses.replace(
+        request, requested_at=time.time(), call_started_at=started_at, generation=request.generation + 1
     )
     token = handoff_token(successor.generation)
     # Hand over first, so the successor finds the lease waiting for it however fast it starts.
