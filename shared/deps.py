@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from shared.agents import DEFAULT, Agents, load_agents
 from shared.hard_stop import HardStop
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -26,6 +27,8 @@ from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.tools import Channel, Tool, available_tools
 from shared.upstream import OpenAIClient
+
+CHANNELS: tuple[Channel, ...] = ("sip", "webrtc", "browser")
 
 T = TypeVar("T")
 
@@ -86,11 +89,30 @@ def openai_client() -> OpenAIClient:
 
 
 @Singleton
-def sessions() -> dict[Channel, SessionConfig]:
-    """The session of each channel (`deps.sessions()["sip"]`): tools and MCP differ per channel."""
-    settings = get_settings()
+def agents() -> Agents:
+    """The agent profiles (agents.yaml, shared/agents.py), read and checked once per container; an
+    invalid file raises (500 "Server misconfigured: agents.yaml: ...") on every use, never half-loads."""
+    return load_agents(get_settings(), tool_registry())
+
+
+@Singleton
+def agent_sessions() -> dict[str, dict[Channel, SessionConfig]]:
+    """The session of each agent profile and channel: tools and MCP differ per channel."""
     registry = tool_registry()
-    return {channel: make_session(settings, channel, registry) for channel in ("sip", "webrtc", "browser")}
+    return {
+        name: {channel: make_session(agent.settings, channel, registry) for channel in CHANNELS}
+        for name, agent in agents().profiles.items()
+    }
+
+
+def session_for(agent: str, channel: Channel) -> SessionConfig:
+    """`agent`'s session on `channel` (`agent` is a name from `agents()`, so it is always there)."""
+    return agent_sessions()[agent][channel]
+
+
+def sessions() -> dict[Channel, SessionConfig]:
+    """The default profile's session of each channel (`deps.sessions()["webrtc"]`: /rtc and /token)."""
+    return agent_sessions()[DEFAULT]
 
 
 @Singleton
@@ -167,7 +189,8 @@ def warm() -> list[str]:
 
     settings = get_settings()
     wanted: list[tuple[str, Callable[[], object]]] = [
-        ("sessions", sessions),  # the tool registry too (shared/my_tools.py is imported)
+        # The agent profiles and their sessions; the tool registry too (shared/my_tools.py is imported).
+        ("agent_sessions", agent_sessions),
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
         ("secret_store", lambda: secret_store().prepare()),
@@ -221,7 +244,8 @@ def reset() -> None:
     for singleton in (
         secret_store,
         openai_client,
-        sessions,
+        agents,
+        agent_sessions,
         tool_registry,
         _lambda_launcher,
         call_store,

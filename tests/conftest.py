@@ -77,6 +77,8 @@ ENV_NAMES = (
     "TRANSFER_TARGET",
     "TRANSFER_CONFIRM_SECONDS",
     "MCP_SERVERS",
+    # Agent profiles per dialed number.
+    "AGENTS_FILE",
 )
 
 

@@ -302,7 +302,7 @@ def test_a_session_without_type_is_refused_before_any_upstream_call(
             return {"model": "gpt-realtime", "instructions": "hi"}
 
     fake.register_call(CALL_ID)
-    with deps.sessions.override({"sip": Untyped()}):  # type: ignore[dict-item]  # deliberately not a SessionConfig
+    with deps.agent_sessions.override({"default": {"sip": Untyped()}}):  # type: ignore[dict-item]  # deliberately not a SessionConfig
         result = deliver(webhook())
     assert result["statusCode"] == 500
     assert "realtime" in response_json(result)["error"]

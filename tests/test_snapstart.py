@@ -82,7 +82,7 @@ import snapshot_restore_py as hooks
 from shared import deps
 print(json.dumps({{
     "before": len(hooks.get_before_snapshot()), "after": len(hooks.get_after_restore()),
-    "client": deps.openai_client.peek() is not None, "session": deps.sessions.peek() is not None,
+    "client": deps.openai_client.peek() is not None, "session": deps.agent_sessions.peek() is not None,
     "stack_built": getattr(getattr({module}, "app", None), "middleware_stack", None) is not None,
     "cold_start_left": __import__("aws_lambda_powertools.logging.logger").logging.logger.is_cold_start,
 }}))

@@ -119,6 +119,7 @@ async def observe(
     greeting_delay: float,
     time_budget: float,
     greet: bool = True,
+    greeting: str = "",
     call_deadline: float | None = None,
     wrap_up_lead: float = 20.0,
     wrap_up_after: float | None = None,
@@ -155,7 +156,7 @@ async def observe(
     if tool_calls is not None:
         tool_calls.attach(lambda event: websocket.send(json.dumps(event)))
     reader = asyncio.create_task(_read(websocket, call_id, result, tool_calls))
-    greeting = asyncio.create_task(_greet(websocket, greeting_delay)) if greet else None
+    opening = asyncio.create_task(_greet(websocket, greeting_delay, greeting)) if greet else None
     start = time.monotonic()
     timers: list[tuple[float, str]] = [(start + time_budget, "budget")]
     if call_deadline is not None:
@@ -188,8 +189,8 @@ async def observe(
                     result.outcome = "handed_off"
                 break
     finally:
-        if greeting is not None:
-            greeting.cancel()
+        if opening is not None:
+            opening.cancel()
         if tool_calls is not None:
             await tool_calls.close()  # tools in flight answer first, also at a hand-off
             if tool_calls.outcome is not None and result.outcome == "closed":
@@ -238,11 +239,15 @@ async def _read(
             tool_calls.on_closed()
 
 
-async def _greet(websocket: ClientConnection, delay: float) -> None:
-    """Make the model speak first, a moment after the socket opens (as hello-realtime does)."""
+async def _greet(websocket: ClientConnection, delay: float, greeting: str = "") -> None:
+    """Make the model speak first, a moment after the socket opens (as hello-realtime does); a
+    profile's `greeting` is that first response's instructions."""
+    event: dict[str, Any] = {"type": "response.create"}
+    if greeting:
+        event["response"] = {"instructions": greeting}
     await asyncio.sleep(delay)
     with contextlib.suppress(ConnectionClosed):
-        await websocket.send(json.dumps({"type": "response.create"}))
+        await websocket.send(json.dumps(event))
 
 
 def _parse(message: str | bytes) -> dict[str, Any] | None:
@@ -316,9 +321,11 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     try:
         api_key = deps.secret_store().api_key()
         store = deps.call_store()
+        # The profile the call was routed to: its tools, transfer target and greeting.
+        agent = deps.agents().get(request.agent)
         tools = select_tools(
-            settings.tool_names,
-            transfer_target=settings.transfer_target,
+            agent.settings.tool_names,
+            transfer_target=agent.settings.transfer_target,
             known=deps.tool_registry(),
             channel="sip" if request.source == "sip" else "webrtc",  # only a SIP call can be referred
         )
@@ -373,7 +380,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         tools=tools,
         store=store,
         control=CallControl(hangup=hangup, refer=refer),
-        knobs=ToolKnobs.from_settings(settings),
+        knobs=ToolKnobs.from_settings(agent.settings),
     )
 
     time_budget = max(1.0, remaining - settings.observer_stop_margin_seconds)
@@ -383,6 +390,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             url=f"{settings.sideband_base}/realtime?call_id={call_id}",
             api_key=api_key,
             greeting_delay=settings.observer_greeting_delay_ms / 1000,
+            greeting=agent.greeting,
             time_budget=time_budget,
             # Only the call's first observer greets: a successor or a retry must not repeat it.
             greet=request.generation == 0 and lease.fresh,

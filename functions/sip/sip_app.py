@@ -21,11 +21,13 @@ from shared.calls import answer_call
 from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
+from shared.policy import caller_number, mask_number
 from shared.upstream import CALL_ID_PATTERN
 from shared.web import create_app, error_responses, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 INCOMING_CALL = "realtime.call.incoming"
+LIVE_EVENT_PREFIX = "live."  # OpenAI's Live API events (e.g. live.transport.incoming): never ours
 
 
 class SipHeader(BaseModel):
@@ -81,15 +83,26 @@ async def incoming_call(request: Request) -> Response:
     event = _parse_event(body)
     delivery = request.headers.get("webhook-id", "")
     if event.type != INCOMING_CALL:
-        logger.info("webhook ignored", extra={"event_type": event.type, "webhook_id": delivery})
+        # Explicitly never accepted: live.* (OpenAI's Live API). One pending SIP call can fire both
+        # live.transport.incoming and realtime.call.incoming, and whichever accept wins decides the API.
+        live = event.type.startswith(LIVE_EVENT_PREFIX)
+        logger.info(
+            "webhook ignored", extra={"event_type": event.type[:80], "webhook_id": delivery, "live": live}
+        )
+        metrics.emit(metrics.WEBHOOKS_IGNORED)
         return Response(status_code=200)
     try:
         call = IncomingCall.model_validate(event.data)
     except ValidationError:
         raise ClientError(400, "Webhook data.call_id is missing or malformed") from None
 
-    logger.append_keys(call_id=call.call_id, webhook_id=delivery, source="sip")
-    logger.info("incoming call", extra={"from": call.header("From")[:80], "to": call.header("To")[:80]})
+    # The profile follows the dialed number only: `From` is the caller's to write (allow/deny lists only).
+    # Chosen before the delivery is claimed, so an invalid agents.yaml is a 500 that leaves no state.
+    agent = deps.agents().route(call.header("To"))
+    caller = mask_number(caller_number(call.header("From")))
+    dialed = mask_number(caller_number(call.header("To")))
+    logger.append_keys(call_id=call.call_id, webhook_id=delivery, source="sip", agent=agent.name)
+    logger.info("incoming call", extra={"from": caller, "to": dialed})
     store = deps.call_store()
     state = store.begin_delivery(delivery)
     if state in ("done", "in_progress"):
@@ -107,7 +120,7 @@ async def incoming_call(request: Request) -> Response:
                 call.call_id,
                 call.header("From"),
                 client=deps.openai_client(),
-                session=deps.sessions()["sip"],
+                session=deps.session_for(agent.name, "sip"),
                 store=store,
                 policy=deps.caller_policy(),
                 settings=deps.settings(),
@@ -126,7 +139,14 @@ async def incoming_call(request: Request) -> Response:
     # lease keeps it to one), it never accepts twice.
     deps.hard_stop().schedule(call.call_id)  # in the background: the hangup at the call's time limit
     deps.observer_launcher().launch(
-        ObserveRequest(call_id=call.call_id, source="sip", call_started_at=time.time())
+        ObserveRequest(
+            call_id=call.call_id,
+            source="sip",
+            call_started_at=time.time(),
+            agent=agent.name,
+            caller=caller,
+            dialed=dialed,
+        )
     )
     store.mark_delivery(delivery, "done")
     return Response(status_code=200)
