@@ -55,6 +55,7 @@ lint: $(BIN)/.installed ## ruff + mypy
 	$(BIN)/mypy
 	$(BIN)/python scripts/make_events.py --check
 	$(BIN)/python scripts/make_openapi.py --check
+	$(BIN)/python scripts/check_agents.py
 
 unit: $(BIN)/.installed browser ## pytest
 	$(BIN)/pytest

@@ -47,7 +47,12 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     numbers: tuple[str, ...] = Field(
-        default=(), description="Dialed (To) numbers in E.164, or prefixes written '+1202555*'."
+        default=(),
+        description="Dialed (To) numbers in E.164, or prefixes written '+1202555*'.",
+        # For editors; the validator below says what is wrong in plainer words than a pattern.
+        json_schema_extra={
+            "items": {"type": "string", "pattern": f"{NUMBER_PATTERN.pattern}|{PREFIX_PATTERN.pattern}"}
+        },
     )
     instructions: str | None = Field(default=None, min_length=1, max_length=20_000)
     voice: Voice | None = None
@@ -114,7 +119,19 @@ class AgentsFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="agents.yaml")
 
-    agents: dict[str, Profile] = {}
+    agents: dict[str, Profile] = Field(
+        default={}, json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN.pattern}}
+    )
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _empty(cls, value: Any) -> Any:
+        # `agents:` or `default:` with nothing under it is YAML's null: read it as empty.
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {name: {} if profile is None else profile for name, profile in value.items()}
+        return value
 
     @field_validator("agents")
     @classmethod
@@ -238,7 +255,7 @@ def _describe(exc: ValidationError) -> str:
         elif len(loc) == 2 and loc[0] == "agents":
             problems.append(f"profile {loc[1]!r}: {message}")
         else:
-            problems.append(f"{'.'.join(loc) or 'file'}: {message}")
+            problems.append(f"key {'.'.join(loc)!r}: {message}" if loc else message)
     more = len(exc.errors()) - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 

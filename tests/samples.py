@@ -48,7 +48,13 @@ def sign(
     return event
 
 
-def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming") -> bytes:
+def incoming_call_body(
+    call_id: str,
+    event_type: str = "realtime.call.incoming",
+    *,
+    from_header: str = "sip:+15551230000@example.com",
+    to_header: str = "sip:+15559870000@example.com",
+) -> bytes:
     payload = {
         "object": "event",
         "id": f"evt_{uuid.uuid4().hex}",
@@ -57,8 +63,8 @@ def incoming_call_body(call_id: str, event_type: str = "realtime.call.incoming")
         "data": {
             "call_id": call_id,
             "sip_headers": [
-                {"name": "From", "value": "sip:+15551230000@example.com"},
-                {"name": "To", "value": "sip:+15559870000@example.com"},
+                {"name": "From", "value": from_header},
+                {"name": "To", "value": to_header},
             ],
         },
     }

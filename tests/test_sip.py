@@ -8,11 +8,13 @@ import json
 import pytest
 
 import sip_app
+from shared import metrics
 from shared.settings import DEFAULT_INSTRUCTIONS
 from tests.conftest import (
     API_KEY,
     SIGNING_SECRET,
     FakeContext,
+    LogCapture,
     RecordingLauncher,
     incoming_call_body,
     load_event,
@@ -66,6 +68,44 @@ def test_other_event_types_are_ignored_with_200(fake: FakeOpenAI, launcher: Reco
     assert sip_app.handler(webhook(body), FakeContext())["statusCode"] == 200
     assert fake.requests == []
     assert launcher.requests == []
+
+
+def live_event(call_id: str) -> bytes:
+    """OpenAI's Live API announcing the same pending SIP call (`live.transport.incoming`)."""
+    return incoming_call_body(call_id, event_type="live.transport.incoming")
+
+
+def test_a_live_event_is_ignored_with_200_and_never_accepted(
+    fake: FakeOpenAI, launcher: RecordingLauncher, logs: LogCapture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.register_call(CALL_ID)
+    assert sip_app.handler(webhook(live_event(CALL_ID)), FakeContext())["statusCode"] == 200
+    assert fake.requests == []  # not even a reject: the Realtime event decides
+    assert launcher.requests == []
+    (ignored,) = logs.messages("webhook ignored")
+    assert (ignored["event_type"], ignored["live"]) == ("live.transport.incoming", True)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (point,) = [doc for doc in emf if metrics.WEBHOOKS_IGNORED in doc]
+    assert point["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+
+
+@pytest.mark.parametrize("live_first", [True, False])
+def test_one_call_announced_by_both_apis_is_accepted_once_through_realtime(
+    fake: FakeOpenAI, launcher: RecordingLauncher, live_first: bool
+) -> None:
+    fake.register_call(CALL_ID)
+    deliveries = [webhook(incoming_call_body(CALL_ID)), webhook(live_event(CALL_ID))]
+    for event in reversed(deliveries) if live_first else deliveries:
+        assert sip_app.handler(event, FakeContext())["statusCode"] == 200
+    (accept,) = fake.requests
+    assert accept.path == f"/v1/realtime/calls/{CALL_ID}/accept"
+    assert [r.call_id for r in launcher.requests] == [CALL_ID]
+
+
+def test_an_unsigned_live_event_is_401(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    event = webhook(live_event(CALL_ID))
+    headers_of(event)["webhook-signature"] = "v1,AAAA"
+    assert sip_app.handler(event, FakeContext())["statusCode"] == 401
 
 
 def test_call_gone_before_accept_is_200_without_observer(
