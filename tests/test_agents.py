@@ -34,7 +34,7 @@ from tests.conftest import (
     sign,
     with_body,
 )
-from tests.fake_openai import FakeOpenAI, function_call_events
+from tests.fake_openai import FakeOpenAI, RecordedRequest, function_call_events
 
 ROOT = Path(__file__).resolve().parent.parent
 CALL_ID = "rtc_agents0123456789abcdef"
@@ -79,6 +79,11 @@ def webhook(body: bytes, webhook_id: str | None = None) -> dict[str, Any]:
 
 def call_to(to_header: str, from_header: str = "sip:+15551230000@example.com") -> dict[str, Any]:
     return webhook(incoming_call_body(CALL_ID, to_header=to_header, from_header=from_header))
+
+
+def json_of(request: RecordedRequest) -> dict[str, Any]:
+    assert isinstance(request.json, dict)
+    return request.json
 
 
 def tool_names(session: dict[str, Any]) -> list[str]:
@@ -129,9 +134,10 @@ def test_a_sip_call_is_accepted_with_the_profile_of_the_dialed_number(
     fake.register_call(CALL_ID)
     assert sip_app.handler(call_to(to_header), FakeContext())["statusCode"] == 200
     (accept,) = fake.requests_to(f"/realtime/calls/{CALL_ID}/accept")
-    assert accept.json["instructions"] == instructions
-    assert accept.json["audio"]["output"]["voice"] == voice
-    assert tool_names(accept.json) == (tools or ["end_call", "get_current_time"])  # TOOLS, no target
+    session = json_of(accept)
+    assert session["instructions"] == instructions
+    assert session["audio"]["output"]["voice"] == voice
+    assert tool_names(session) == (tools or ["end_call", "get_current_time"])  # TOOLS, no target
     (observed,) = launcher.requests
     assert observed.agent == agent
     assert observed.caller == "+1555***0000"
@@ -151,7 +157,7 @@ def test_the_caller_number_never_routes(
     event = call_to("sip:+15559870000@sip.example.com", from_header="sip:+12025550100@sip.example.com")
     assert sip_app.handler(event, FakeContext())["statusCode"] == 200
     (accept,) = fake.requests_to("/accept")
-    assert accept.json["instructions"] == "You are the front desk."
+    assert json_of(accept)["instructions"] == "You are the front desk."
     assert launcher.requests[0].agent == "default"
     assert launcher.requests[0].caller == "+1202***0100"
     # No log line carries a full number, masked or not.
@@ -173,7 +179,7 @@ def test_webrtc_and_tokens_get_the_default_profile(
 
     assert token_app.handler(load_event("token"), FakeContext())["statusCode"] == 200
     (minted,) = fake.requests_to("/realtime/client_secrets")
-    assert minted.json["session"]["instructions"] == "You are the front desk."
+    assert json_of(minted)["session"]["instructions"] == "You are the front desk."
 
 
 def test_the_shipped_file_changes_nothing_for_real_numbers(env: pytest.MonkeyPatch) -> None:
@@ -367,11 +373,8 @@ def test_a_missing_file_is_named(env: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def test_lint_checks_the_file_and_the_editor_schema(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import check_agents
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from scripts import check_agents
+
     assert check_agents.main([]) == 0  # the shipped file is valid and agents.schema.json is current
     bad = tmp_path / "agents.yaml"
     bad.write_text("agents:\n  sales:\n    tools: [nope]\n", encoding="utf-8")
