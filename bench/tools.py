@@ -42,12 +42,14 @@ def turnaround(fake: FakeProcess, runs: int) -> ToolTurnaround:
     """`runs` calls of a trivial tool (after a few warm-ups) in one observed call; their turnaround."""
     import observer_app
     from shared import deps
-    from shared.tools import tool_from_function
+    from shared.tools import available_tools, tool_from_function
 
     fake.command("reset")
     fake.command(f"tools {runs + WARMUP} ping")
     values = bench_env(fake.base_url, OBSERVER_LAUNCH="off", OBSERVER_GREETING_DELAY_MS="0", TOOLS="ping")
-    with environment(values), deps.tool_registry.override({"ping": tool_from_function(ping)}):
+    # The built-ins stay known: the shipped agents.yaml names them (TOOLS=ping offers only ping).
+    registry = {**available_tools(), "ping": tool_from_function(ping)}
+    with environment(values), deps.tool_registry.override(registry):
         event = load_event("observer_async")
         event.update(call_id=CALL_ID, source="sip", requested_at=time.time(), call_started_at=time.time())
         observer_app.handler(event, Context())
