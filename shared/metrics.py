@@ -27,7 +27,7 @@ TOOL_ERRORS = "ToolErrors"  # dimension tool: a tool call answered with an error
 CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_minutes; source
 DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
 RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
-WEBHOOKS_IGNORED = "WebhooksIgnored"  # dimension event_type: verified events that are not ours to act on
+WEBHOOKS_IGNORED = "WebhooksIgnored"  # verified events that are not ours to act on (live.*, others)
 
 
 def emit(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
