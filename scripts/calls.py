@@ -294,9 +294,9 @@ def _clean_lines(text: object) -> list[str]:
 
 
 def _page_size(value: str) -> int:
-    number = int(value)
+    number = int(value) if value.isdigit() else 0
     if not 1 <= number <= PAGE_MAX:
-        raise argparse.ArgumentTypeError(f"must be 1..{PAGE_MAX}")
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number 1..{PAGE_MAX}")
     return number
 
 

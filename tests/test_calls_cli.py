@@ -584,3 +584,15 @@ def test_the_module_runs_as_python_dash_m(api: tuple[FakeCallsApi, str]) -> None
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "calls: no call 'rtc_4040': No such call (404)\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "ten", "-1"])
+def test_limit_is_checked_before_any_request(
+    api: tuple[FakeCallsApi, str], capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    fake, url = api
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["list", "--limit", limit, "--url", url])
+    assert stopped.value.code == 2  # argparse's usage error
+    assert f"argument --limit: '{limit}': a whole number 1..100" in capsys.readouterr().err
+    assert fake.seen == []
