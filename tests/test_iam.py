@@ -48,7 +48,7 @@ PASS_SCHEDULER_ROLE = ("iam:PassRole", "HangupSchedulerRole.Arn")
 CALLS_TABLE = {
     (f"dynamodb:{action}", "CallsTable.Arn") for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 }
-# shared/limits.py on /rtc (count, reserve, refund: conditional ADDs) and /token (count, read the day's minutes).
+# shared/limits.py: /rtc counts, reserves, refunds (conditional ADDs); /token counts, reads the minutes.
 UPDATE_CALLS_TABLE = ("dynamodb:UpdateItem", "CallsTable.Arn")
 READ_CALLS_TABLE = ("dynamodb:GetItem", "CallsTable.Arn")
 TTL = int(time.time()) + 3600  # the counters' expiry in every_aws_call
