@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
@@ -496,3 +497,21 @@ def test_make_dev_applies_the_limits_by_peer_address(fake: FakeOpenAI, env: pyte
         second = httpx.get(f"{server.url}/token", headers={"x-forwarded-for": IP_B})
     assert (first.status_code, second.status_code) == (200, 429)
     assert 1 <= int(second.headers["retry-after"]) <= 3600
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("203.0.113.10", "203.0.113.11", False),
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one /64: one client
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:203.0.113.10", "203.0.113.10", True),
+    ],
+)
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64(first: str, second: str, same: bool) -> None:
+    def client(ip: str) -> str:
+        return limits.client_id(cast(Any, SimpleNamespace(client=SimpleNamespace(host=ip))))
+
+    assert (client(first) == client(second)) is same
+    assert len(client(first)) == 16
+    assert first not in client(first)
