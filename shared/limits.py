@@ -3,7 +3,8 @@
 Counters live in the call store (`CallsTable`, shared/store.py), each one atomic conditional `ADD`
 (no read-then-write race, so the limits hold exactly across instances), removed by TTL:
 
-- `limit#client#<client>#<UTC hour>`: the requests of one source IP that passed the input checks
+- `limit#client#<client>#<UTC hour>`: the /rtc and /token requests (together) of one source IP that
+  passed the input and origin checks, including those then refused for the minutes or failed upstream
   (`MAX_CALLS_PER_CLIENT_PER_HOUR`). Over it: 429 with `Retry-After` = the seconds to the next hour.
   `<client>` is a digest of the IP (`client_id`), never the IP itself; logs carry the same digest.
 - `limit#minutes#<UTC day>`: the call seconds the stack has handed out that day
