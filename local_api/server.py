@@ -173,8 +173,16 @@ class LocalServer:
         self.gateway = gateway
         # API Gateway keeps idle client connections far longer than uvicorn's 5 s default; a short one
         # races with clients reusing a pooled connection (ReadError) under load.
+        # proxy_headers off: uvicorn would otherwise take the client address from a loopback peer's
+        # X-Forwarded-For, while API Gateway's sourceIp is always the connecting peer (shared/limits.py).
         config = uvicorn.Config(
-            gateway, host=host, port=port, log_level="warning", lifespan="on", timeout_keep_alive=75
+            gateway,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=75,
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="local-api", daemon=True)

@@ -1,5 +1,5 @@
-"""Answering a SIP call: caller policy, concurrency cap, and an accept with the retry rules of a
-webhook (bounded, jittered, inside the answer budget)."""
+"""Answering a SIP call: caller policy, concurrency cap, the day's call minutes, and an accept with
+the retry rules of a webhook (bounded, jittered, inside the answer budget)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import random
 import time
 from typing import Any
 
-from shared import metrics
+from shared import limits, metrics
 from shared.errors import UpstreamError, UpstreamTimeout
+from shared.limits import Grant
 from shared.log import logger
 from shared.policy import BUSY, CallerPolicy
 from shared.session import SessionConfig, check_sip_session
@@ -70,31 +71,44 @@ async def answer_call(
     policy: CallerPolicy,
     settings: Settings,
     webhook_sent_at: str = "",
-) -> bool:
-    """Answer an incoming SIP call: the caller policy and concurrency cap (reject with 603/486), then
-    the accept with retries. True when the call is accepted and needs an observer."""
+) -> Grant | None:
+    """Answer an incoming SIP call: the caller policy, concurrency cap and daily minutes (reject with
+    603/486), then the accept with retries. The call's grant when it is accepted and needs an
+    observer (`limits.NO_GRANT` without a daily limit), else None."""
     payload = check_sip_session(session.to_json())
     decision = policy.check(caller)
     if not decision.allowed:
         await reject_call(client, call_id, decision.status_code, decision.reason)
-        return False
+        return None
     slot = policy.max_concurrent_calls > 0
     if slot:
         until = time.time() + (settings.max_call_seconds or 3600) + SLOT_GRACE_SECONDS
         if not store.take_slot(call_id, limit=policy.max_concurrent_calls, until=until):
             await reject_call(client, call_id, BUSY, "concurrent call limit reached")
-            return False
+            return None
+    try:
+        grant = limits.reserve(store, settings)  # the call's length from the day's minutes
+    except BaseException:
+        if slot:
+            store.release_slot(call_id)
+        raise
+    if grant is None:
+        if slot:
+            store.release_slot(call_id)
+        await reject_call(client, call_id, BUSY, "daily call minutes used up")
+        return None
     logger.debug("caller policy: accept")  # "call accepted" (or "accept failed") follows at info
     try:
         attempt = await accept_with_retries(client, call_id, payload, settings)
     except BaseException as exc:
         if slot:
             store.release_slot(call_id)
+        limits.refund(grant, store=store)  # not accepted: none of its minutes were used
         if isinstance(exc, UpstreamError):
             if exc.upstream_status == 404:
                 # The caller hung up before we answered (webhooks can arrive late): nothing left to do.
                 logger.info("call gone before accept")
-                return False
+                return None
             metrics.emit(metrics.ACCEPT_FAILURES)
             failure = {"reason": exc.reason, "upstream_status": exc.upstream_status}
             logger.error("accept failed", extra=failure)
@@ -104,7 +118,7 @@ async def answer_call(
     metrics.emit(metrics.CALLS_STARTED, source="sip")
     if webhook_sent_at.isdigit():
         metrics.milliseconds(metrics.WEBHOOK_TO_ACCEPT, (time.time() - int(webhook_sent_at)) * 1000)
-    return True
+    return grant
 
 
 async def reject_call(client: OpenAIClient, call_id: str, status_code: int, reason: str) -> None:

@@ -54,3 +54,15 @@ class ClientError(ServiceError):
     def __init__(self, status_code: int, reason: str) -> None:
         super().__init__(reason)
         self.status_code = status_code
+
+
+class TooManyRequests(ClientError):
+    """A spend limit (shared/limits.py) is reached: 429 with `Retry-After` (whole seconds)."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(429, reason)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -77,8 +77,9 @@ class HardStop:
         if self.enabled and self._client is None:
             aws.prepare("scheduler")
 
-    def plan(self, call_id: str, started_at: float) -> HangupSchedule:
-        limit = self._settings.max_call_seconds or OPENAI_MAX_SESSION_SECONDS
+    def plan(self, call_id: str, started_at: float, limit_seconds: int | None = None) -> HangupSchedule:
+        """`limit_seconds`: the call's granted length (shared/limits.py); None = MAX_CALL_SECONDS."""
+        limit = limit_seconds or self._settings.max_call_seconds or OPENAI_MAX_SESSION_SECONDS
         fire_at = math.ceil(started_at + limit + self._settings.hard_stop_grace_seconds)
         return HangupSchedule(
             call_id=call_id,
@@ -87,11 +88,13 @@ class HardStop:
             at=datetime.fromtimestamp(fire_at, UTC),
         )
 
-    def schedule(self, call_id: str, started_at: float | None = None) -> threading.Thread | None:
+    def schedule(
+        self, call_id: str, started_at: float | None = None, *, limit_seconds: int | None = None
+    ) -> threading.Thread | None:
         """Create the call's schedule in a background thread (returned, for tests to join)."""
         if not self.enabled:
             return None
-        plan = self.plan(call_id, time.time() if started_at is None else started_at)
+        plan = self.plan(call_id, time.time() if started_at is None else started_at, limit_seconds)
         thread = threading.Thread(target=self.create, args=(plan,), name=f"hard-stop-{call_id}", daemon=True)
         thread.start()
         self._pending = [t for t in self._pending if t.is_alive()] + [thread]

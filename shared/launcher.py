@@ -41,6 +41,9 @@ class ObserveRequest:
     # The call's granted length in seconds (the daily minutes budget may cut it below MAX_CALL_SECONDS);
     # None = MAX_CALL_SECONDS.
     max_seconds: int | None = None
+    # The UTC day (YYYY-MM-DD) whose minutes budget holds `max_seconds` as a reservation (shared/limits.py):
+    # the observer ending the call gives back what it did not use. None = nothing was reserved.
+    minutes_day: str | None = None
 
     def to_event(self) -> dict[str, Any]:
         return asdict(self)

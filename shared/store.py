@@ -12,6 +12,8 @@ Three kinds of record, all in one table keyed by `pk` (DynamoDB in AWS, a dict l
   successor observer or a resumed one never runs it twice. Kept as long as a lease record.
 - `slots`: the calls holding a concurrency slot (call id -> expiry) with a version for optimistic
   writes. Expired entries are ignored and pruned, so a lost release heals itself.
+- `limit#...`: spend-limit counters (shared/limits.py): a count per client and hour (`n`) and the
+  stack's call seconds per UTC day (`used`), each an atomic conditional `ADD`, expiring by TTL.
 
 Every write that decides who wins is a conditional write; there is no read-then-write race.
 """
@@ -36,6 +38,9 @@ DeliveryState = Literal["new", "accepted", "done", "in_progress"]
 WEBHOOK_RECORD_SECONDS = 4 * 24 * 3600
 LEASE_RECORD_SECONDS = 24 * 3600
 SLOT_WRITE_ATTEMPTS = 12
+# A reservation that lost a race re-reads the counter from the failed write and tries again; each
+# loss means another caller's reservation went in, so a few attempts always settle it.
+RESERVE_ATTEMPTS = 10
 ToolCallStatus = Literal["started", "done"]
 
 
@@ -109,6 +114,25 @@ class CallStore(Protocol):
 
     def finish_tool_call(self, call_id: str, tool_call_id: str, output: str) -> bool:
         """Mark the tool call `done` with its output; False if it was done already."""
+        ...
+
+    def count_call(self, key: str, *, limit: int, expires_at: int) -> int | None:
+        """Add one to the counter `key` unless it has reached `limit`: the new count, else None."""
+        ...
+
+    def reserve_seconds(
+        self, key: str, *, want: int, limit: int, minimum: int, expires_at: int
+    ) -> tuple[int, int] | None:
+        """Add `min(want, limit - used)` seconds to the budget `key` unless fewer than `minimum` are
+        left: (seconds granted, the budget's new total), else None. Never takes it past `limit`."""
+        ...
+
+    def refund_seconds(self, key: str, seconds: int) -> int | None:
+        """Give `seconds` back to the budget `key`: its new total (None: the budget is gone)."""
+        ...
+
+    def seconds_used(self, key: str) -> int:
+        """The budget's total so far (0 if there is none)."""
         ...
 
 
@@ -231,6 +255,37 @@ class MemoryCallStore:
                 return False
             item.update(status="done", output=output)
             return True
+
+    def count_call(self, key: str, *, limit: int, expires_at: int) -> int | None:
+        with self._mutex:
+            item = self._items.setdefault(key, {"n": 0, "expires_at": expires_at})
+            if item["n"] >= limit:
+                return None
+            item["n"] += 1
+            return int(item["n"])
+
+    def reserve_seconds(
+        self, key: str, *, want: int, limit: int, minimum: int, expires_at: int
+    ) -> tuple[int, int] | None:
+        with self._mutex:
+            item = self._items.setdefault(key, {"used": 0, "expires_at": expires_at})
+            granted = min(want, limit - item["used"])
+            if granted < minimum:
+                return None
+            item["used"] += granted
+            return granted, int(item["used"])
+
+    def refund_seconds(self, key: str, seconds: int) -> int | None:
+        with self._mutex:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            item["used"] -= seconds
+            return int(item["used"])
+
+    def seconds_used(self, key: str) -> int:
+        with self._mutex:
+            return int(self._items.get(key, {}).get("used", 0))
 
 
 class DynamoCallStore:
@@ -479,6 +534,73 @@ class DynamoCallStore:
             return False
         return True
 
+    # ----------------------------------------------------------------- spend-limit counters
+
+    def count_call(self, key: str, *, limit: int, expires_at: int) -> int | None:
+        try:
+            answer = self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET expires_at = :ttl ADD n :one",
+                ConditionExpression="attribute_not_exists(n) OR n < :limit",
+                ExpressionAttributeValues={":one": _n(1), ":limit": _n(limit), ":ttl": _n(expires_at)},
+                ReturnValues="UPDATED_NEW",
+            )
+        except _ConditionFailed:
+            return None
+        return int(answer["Attributes"]["n"]["N"])
+
+    def reserve_seconds(
+        self, key: str, *, want: int, limit: int, minimum: int, expires_at: int
+    ) -> tuple[int, int] | None:
+        used = 0  # a guess, so that the usual case (room left) is one write and no read
+        for _ in range(RESERVE_ATTEMPTS):
+            granted = min(want, limit - used)
+            if granted < minimum:
+                return None
+            try:
+                answer = self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="SET expires_at = :ttl ADD used :granted",
+                    # The budget after this write is at most `limit`: it can never overshoot.
+                    ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                    ExpressionAttributeValues={
+                        ":granted": _n(granted),
+                        ":room": _n(limit - granted),
+                        ":ttl": _n(expires_at),
+                    },
+                    ReturnValues="UPDATED_NEW",
+                    # A lost race answers with the current total: no separate read.
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except _ConditionFailed as lost:
+                used = int((lost.item or {}).get("used", {}).get("N", limit))
+                continue
+            return granted, int(answer["Attributes"]["used"]["N"])
+        raise StoreUnavailable("Too much contention on the call minutes budget; try again")
+
+    def refund_seconds(self, key: str, seconds: int) -> int | None:
+        try:
+            answer = self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="ADD used :back",
+                ConditionExpression="attribute_exists(used)",  # never recreate an expired budget
+                ExpressionAttributeValues={":back": _n(-seconds)},
+                ReturnValues="UPDATED_NEW",
+            )
+        except _ConditionFailed:
+            return None
+        return int(answer["Attributes"]["used"]["N"])
+
+    def seconds_used(self, key: str) -> int:
+        item = self._get({"pk": {"S": key}}) or {}
+        return int(item.get("used", {}).get("N", "0"))
+
     # ----------------------------------------------------------------- plumbing
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -495,12 +617,13 @@ class DynamoCallStore:
 
             if isinstance(exc, ClientError):
                 code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code == "ConditionalCheckFailedException":
+                    item = exc.response.get("Item")  # asked for by ReturnValuesOnConditionCheckFailure
+                    raise _ConditionFailed(item if isinstance(item, dict) else None) from None
             elif isinstance(exc, BotoCoreError):  # no answer: unreachable, timed out, no credentials
                 code = ""
             else:
                 raise
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
             # The error's type and code only: its message may quote the request (keys, values).
             logger.error("call store error", extra={"error": type(exc).__name__, "code": code})
             raise StoreUnavailable("Call store unavailable") from exc
@@ -508,7 +631,12 @@ class DynamoCallStore:
 
 
 class _ConditionFailed(Exception):
-    """Someone else's write won the condition."""
+    """Someone else's write won the condition. `item`: the item as it was, when the write asked for it
+    (`ReturnValuesOnConditionCheckFailure`)."""
+
+    def __init__(self, item: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.item = item
 
 
 def _n(value: float) -> dict[str, str]:

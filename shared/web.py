@@ -52,6 +52,8 @@ ERROR_REASONS: dict[int, str] = {
     409: "The same delivery is being handled elsewhere; retry later.",
     413: "The body is larger than the route allows.",
     415: "The body's Content-Type is not the one the route reads.",
+    429: "A spend limit is reached (calls per client per hour, call minutes per day); nothing was sent "
+    "upstream. `Retry-After` says when to try again.",
     500: "Server misconfigured (a secret or setting is missing) or the observer could not be started.",
     502: "OpenAI answered an error or could not be reached (its message, key-shaped text masked).",
     504: "OpenAI did not answer in time.",
@@ -60,7 +62,12 @@ ERROR_REASONS: dict[int, str] = {
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a path operation: the error model, for each status it sends."""
-    return {code: {"model": ErrorBody, "description": ERROR_REASONS[code]} for code in status_codes}
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": ERROR_REASONS[code]} for code in status_codes
+    }
+    if 429 in responses:
+        responses[429]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    return responses
 
 
 def error_response(status_code: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -83,7 +90,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     log = logger.warning if exc.status_code < 500 else logger.error
     log("request failed", extra={"status": exc.status_code, "reason": exc.reason, "path": request.url.path})
-    return error_response(exc.status_code, exc.reason)
+    return error_response(exc.status_code, exc.reason, headers=getattr(exc, "headers", None))
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:

@@ -79,6 +79,9 @@ ENV_NAMES = (
     "MCP_SERVERS",
     # Agent profiles per dialed number.
     "AGENTS_FILE",
+    # Spend limits.
+    "MAX_CALL_MINUTES_PER_DAY",
+    "MAX_CALLS_PER_CLIENT_PER_HOUR",
 )
 
 

@@ -48,12 +48,16 @@ PASS_SCHEDULER_ROLE = ("iam:PassRole", "HangupSchedulerRole.Arn")
 CALLS_TABLE = {
     (f"dynamodb:{action}", "CallsTable.Arn") for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 }
+# shared/limits.py: /rtc counts, reserves, refunds (conditional ADDs); /token counts, reads the minutes.
+UPDATE_CALLS_TABLE = ("dynamodb:UpdateItem", "CallsTable.Arn")
+READ_CALLS_TABLE = ("dynamodb:GetItem", "CallsTable.Arn")
+TTL = int(time.time()) + 3600  # the counters' expiry in every_aws_call
 
 # What each function's code does with AWS, and nothing more.
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     "PageFunction": set(),
-    "TokenFunction": {API_KEY},
-    "RtcFunction": {API_KEY, INVOKE_OBSERVER, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
+    "TokenFunction": {API_KEY, UPDATE_CALLS_TABLE, READ_CALLS_TABLE},
+    "RtcFunction": {API_KEY, INVOKE_OBSERVER, UPDATE_CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
     "SipFunction": {API_KEY, SIGNING, INVOKE_OBSERVER, *CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
     "ObserverFunction": {API_KEY, INVOKE_OBSERVER, *CALLS_TABLE, DELETE_SCHEDULE},
     "HangupFunction": {API_KEY},
@@ -279,6 +283,14 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
             "release_slot": lambda: store.release_slot("rtc_1"),
             "claim_tool_call": lambda: store.claim_tool_call("rtc_1", "call_1", "gen1"),
             "finish_tool_call": lambda: store.finish_tool_call("rtc_1", "call_1", "{}"),
+            "count_call": lambda: [store.count_call("limit#c", limit=1, expires_at=TTL) for _ in range(2)],
+            # The second reservation loses its first guess (ReturnValuesOnConditionCheckFailure) and retries.
+            "reserve_seconds": lambda: [
+                store.reserve_seconds("limit#m", want=60, limit=100, minimum=30, expires_at=TTL)
+                for _ in range(2)
+            ],
+            "refund_seconds": lambda: store.refund_seconds("limit#m", 10),
+            "seconds_used": lambda: store.seconds_used("limit#m"),
         }
         for name, step in steps.items():
             try:
@@ -317,6 +329,9 @@ def test_the_code_calls_exactly_the_granted_actions(moto_endpoint: str) -> None:
     outcomes = every_aws_call(moto_endpoint, user, wire)
     assert not [name for name, outcome in outcomes.items() if isinstance(outcome, Exception)]
     assert outcomes["begin_delivery"] == ("new", "in_progress")
+    assert outcomes["count_call"] == [1, None]
+    assert outcomes["reserve_seconds"] == [(60, 60), (40, 100)]
+    assert (outcomes["refund_seconds"], outcomes["seconds_used"]) == (90, 90)
     assert outcomes["secrets"] == ("sk-iam", "whsec_iam")
     assert outcomes["create_schedule"] is True
     assert outcomes["schedule_left"] == []  # created, then deleted by the observer's cancel

@@ -39,6 +39,7 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
             caller="+1555***0123",
             dialed="+1800***0000",
             max_seconds=300,
+            minutes_day="2025-10-09",
         )
     )
     # One request, over real HTTP, queued by moto's Lambda (which checks no name: asserted here).
@@ -55,6 +56,7 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
         "caller": "+1555***0123",
         "dialed": "+1800***0000",
         "max_seconds": 300,
+        "minutes_day": "2025-10-09",
     }
 
 
@@ -139,6 +141,7 @@ def test_local_launcher_runs_the_target_in_a_background_thread() -> None:
     assert done.wait(5)
     expected = {"call_id": "rtc_bg", "source": "webrtc", "requested_at": 1.0, "call_started_at": None}
     defaults = {"generation": 0, "agent": "default", "caller": "", "dialed": "", "max_seconds": None}
+    defaults |= {"minutes_day": None}
     assert seen == [({**expected, **defaults}, "observer-rtc_bg")]
 
 

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
-from shared import deps, metrics, tls
+from shared import deps, limits, metrics, tls
 from shared.errors import ServiceError, UpstreamError
 from shared.launcher import ObserveRequest
 from shared.log import logger
@@ -74,6 +74,7 @@ WRAP_UP = {
     },
 }
 Connect = Callable[..., Any]
+DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # ObserveRequest.minutes_day
 
 
 @dataclass
@@ -277,6 +278,9 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
         not isinstance(max_seconds, int) or isinstance(max_seconds, bool) or not 0 < max_seconds <= 7200
     ):
         return None
+    minutes_day = event.get("minutes_day")
+    if minutes_day is not None and (not isinstance(minutes_day, str) or not DAY_PATTERN.match(minutes_day)):
+        return None
     return ObserveRequest(
         call_id=call_id,
         source=source,
@@ -288,6 +292,7 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
         caller=_text(event.get("caller"), ""),
         dialed=_text(event.get("dialed"), ""),
         max_seconds=max_seconds,
+        minutes_day=minutes_day,
     )
 
 
@@ -460,7 +465,8 @@ def _finish(
     settings: Settings,
     result: ObserveResult,
 ) -> None:
-    """The call is over: close the lease for good, free its concurrency slot, record its length."""
+    """The call is over: close the lease for good, free its concurrency slot, refund its unused
+    minutes, record its length."""
     deps.hard_stop().cancel(request.call_id)  # its hangup schedule is not needed any more
     try:
         store.end_lease(request.call_id, owner)
@@ -468,5 +474,8 @@ def _finish(
             store.release_slot(request.call_id)
     except ServiceError as exc:  # the lease lapses and the slot expires on their own
         logger.error("call store cleanup failed", extra={"call_id": request.call_id, "reason": exc.reason})
+    # What the call did not use of its reserved minutes goes back to that day's budget.
+    grant = limits.Grant(seconds=request.max_seconds, day=request.minutes_day)
+    limits.refund(grant, time.time() - started_at, store=store)
     if result.outcome != "not_found":
         metrics.seconds(metrics.CALL_DURATION, time.time() - started_at, source=request.source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from starlette.middleware import Middleware
 
-from shared import deps, metrics
+from shared import deps, limits, metrics
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest
 from shared.log import logger
@@ -39,20 +39,30 @@ SDP_ANSWER = {
     operation_id="create_call",
     summary="Browser SDP offer -> OpenAI /v1/realtime/calls -> SDP answer; starts the observer.",
     response_class=Response,
-    responses={200: SDP_ANSWER, **error_responses(400, 403, 413, 415, 500, 502, 504)},
+    responses={200: SDP_ANSWER, **error_responses(400, 403, 413, 415, 429, 500, 502, 504)},
     openapi_extra={"requestBody": SDP_OFFER},
 )
 async def create_call(request: Request, video: QueryFlag = False) -> Response:
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
     session = deps.sessions()["webrtc"].to_json()  # a misconfigured session fails before anything starts
+    grant = limits.admit_rtc(request)  # spend limits: 429 before anything goes upstream
     deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
-    call = await deps.openai_client().create_call(offer, session)
+    try:
+        call = await deps.openai_client().create_call(offer, session)
+    except BaseException:
+        limits.refund(grant)  # no call, so none of its minutes were used
+        raise
     logger.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
-    deps.hard_stop().schedule(call.call_id)  # in the background: the hangup at the call's time limit
-    deps.observer_launcher().launch(ObserveRequest(call_id=call.call_id, source="webrtc"))
+    # In the background: the hangup at the call's time limit (its granted length).
+    deps.hard_stop().schedule(call.call_id, limit_seconds=grant.seconds)
+    deps.observer_launcher().launch(
+        ObserveRequest(
+            call_id=call.call_id, source="webrtc", max_seconds=grant.seconds, minutes_day=grant.day
+        )
+    )
     # X-Call-Id: the page shows it (same origin, so no CORS exposure is needed).
     headers = {"Cache-Control": "no-store", "X-Call-Id": call.call_id}
     return Response(call.sdp, media_type="application/sdp", headers=headers)

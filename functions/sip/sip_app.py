@@ -20,6 +20,7 @@ from shared import deps, metrics, snapstart
 from shared.calls import answer_call
 from shared.errors import ClientError, ServiceError
 from shared.launcher import ObserveRequest
+from shared.limits import NO_GRANT
 from shared.log import logger
 from shared.policy import caller_number, mask_number
 from shared.upstream import CALL_ID_PATTERN
@@ -114,6 +115,7 @@ async def incoming_call(request: Request) -> Response:
         return Response(status_code=200)
 
     deps.prepare_call_start()  # AWS clients build in the background during the accept
+    grant = NO_GRANT
     if state == "new":
         try:
             accepted = await answer_call(
@@ -129,15 +131,19 @@ async def incoming_call(request: Request) -> Response:
         except BaseException:
             store.abandon_delivery(delivery)  # the redelivery starts from scratch
             raise
-        if not accepted:
+        if accepted is None:
             store.mark_delivery(delivery, "done")
             return Response(status_code=200)
+        grant = accepted
         store.mark_delivery(delivery, "accepted")
     else:
+        # Nothing is reserved again; this observer does not know the grant (MAX_CALL_SECONDS applies,
+        # the first delivery's hard stop still ends the call at its grant).
         logger.info("call already accepted by an earlier delivery; starting its observer again")
     # If this launch fails the record stays `accepted`: a redelivery only starts the observer (whose
     # lease keeps it to one), it never accepts twice.
-    deps.hard_stop().schedule(call.call_id)  # in the background: the hangup at the call's time limit
+    # In the background: the hangup at the call's time limit (its granted length).
+    deps.hard_stop().schedule(call.call_id, limit_seconds=grant.seconds)
     deps.observer_launcher().launch(
         ObserveRequest(
             call_id=call.call_id,
@@ -146,6 +152,8 @@ async def incoming_call(request: Request) -> Response:
             agent=agent.name,
             caller=caller,
             dialed=dialed,
+            max_seconds=grant.seconds,
+            minutes_day=grant.day,
         )
     )
     store.mark_delivery(delivery, "done")

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.middleware import Middleware
 
-from shared import deps
+from shared import deps, limits
 from shared.log import logger
 from shared.origins import OriginPolicy
 from shared.web import create_app, error_responses, make_handler, read_body
@@ -32,7 +32,7 @@ MINTED = {
     "description": "An ephemeral client secret and where to post the offer with it.",
     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
 }
-ERRORS = error_responses(403, 413, 500, 502, 504)
+ERRORS = error_responses(403, 413, 429, 500, 502, 504)
 ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}}
 
 
@@ -53,6 +53,7 @@ ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {
 )
 async def mint_token(request: Request) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
+    limits.admit_token(request)  # spend limits: 429 before anything goes upstream
     client, session = deps.openai_client(), deps.sessions()["browser"]
     # The session comes from server settings only: nothing in the request can change it.
     secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)
