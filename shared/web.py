@@ -56,6 +56,7 @@ ERROR_REASONS: dict[int, str] = {
     "upstream. `Retry-After` says when to try again.",
     500: "Server misconfigured (a secret or setting is missing) or the observer could not be started.",
     502: "OpenAI answered an error or could not be reached (its message, key-shaped text masked).",
+    503: "The call store (DynamoDB) could not be reached or kept refusing; try again later.",
     504: "OpenAI did not answer in time.",
 }
 

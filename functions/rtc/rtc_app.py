@@ -39,7 +39,7 @@ SDP_ANSWER = {
     operation_id="create_call",
     summary="Browser SDP offer -> OpenAI /v1/realtime/calls -> SDP answer; starts the observer.",
     response_class=Response,
-    responses={200: SDP_ANSWER, **error_responses(400, 403, 413, 415, 429, 500, 502, 504)},
+    responses={200: SDP_ANSWER, **error_responses(400, 403, 413, 415, 429, 500, 502, 503, 504)},
     openapi_extra={"requestBody": SDP_OFFER},
 )
 async def create_call(request: Request, video: QueryFlag = False) -> Response:

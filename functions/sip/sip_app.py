@@ -74,7 +74,7 @@ WEBHOOK = {
     response_class=Response,
     responses={
         200: {"description": "Handled (accepted, refused by policy, ignored or a duplicate)."},
-        **error_responses(400, 401, 409, 413, 500, 502, 504),
+        **error_responses(400, 401, 409, 413, 500, 502, 503, 504),
     },
     openapi_extra=WEBHOOK,
 )

@@ -32,7 +32,7 @@ MINTED = {
     "description": "An ephemeral client secret and where to post the offer with it.",
     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
 }
-ERRORS = error_responses(403, 413, 429, 500, 502, 504)
+ERRORS = error_responses(403, 413, 429, 500, 502, 503, 504)
 ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}}
 
 
