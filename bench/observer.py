@@ -99,3 +99,44 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
         log_bytes=logged[0],
         log_lines=logged[1],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure 5 alone (`python -m bench.observer`): reuses earlier builds, as `make bench --quick` does."""
+    import argparse
+
+    from bench import artifact
+    from bench.procs import clean_env, fake_openai
+    from bench.scenarios import API_KEY, CALL_SECONDS, EVENTS_PER_SECOND, event_call_ids
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--events", type=int, default=CALL_SECONDS * EVENTS_PER_SECOND)
+    parser.add_argument("--runs", type=int, default=1, help="repeat and report each run")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the twin instead of reusing it")
+    args = parser.parse_args(argv)
+    python = artifact.python313()
+    optimised, _ = artifact.build_all(python, reuse=not args.fresh)
+    with fake_openai(event_call_ids()) as fake:
+        env = clean_env(
+            OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY=API_KEY, POWERTOOLS_SERVICE_NAME="bench"
+        )
+        for _ in range(args.runs):
+            o = measure(python, optimised, fake, env, args.events)
+            print(
+                json.dumps(
+                    {
+                        "events": o.events,
+                        "cpu_ms_per_1000": round(o.cpu_ms_per_1000, 2),
+                        "peak_rss_mb": round(o.peak_rss_mb, 1),
+                        "wall_s": round(o.wall_s, 2),
+                    }
+                ),
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
