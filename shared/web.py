@@ -49,11 +49,13 @@ ERROR_REASONS: dict[int, str] = {
     400: "Malformed input (a parameter, the body); nothing was sent upstream.",
     401: "The webhook signature does not verify.",
     403: "A browser page whose Origin is not allowed; nothing was sent upstream.",
+    404: "No such call record (never recorded, or expired).",
     409: "The same delivery is being handled elsewhere; retry later.",
     413: "The body is larger than the route allows.",
     415: "The body's Content-Type is not the one the route reads.",
     500: "Server misconfigured (a secret or setting is missing) or the observer could not be started.",
     502: "OpenAI answered an error or could not be reached (its message, key-shaped text masked).",
+    503: "The call records could not be read; retry later.",
     504: "OpenAI did not answer in time.",
 }
 
