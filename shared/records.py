@@ -246,8 +246,9 @@ def iso(unix: float) -> str:
 
 
 class RecordStore(Protocol):
-    def write(self, meta: CallMeta, batch: RecordBatch) -> None:
-        """Create the record if need be and add `batch` to it (one write)."""
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        """Add `batch` to the record (one write), creating it if need be. `first=False`: this writer
+        has written the record before, so it exists and its metadata need not be sent again."""
         ...
 
     def get_call(self, call_id: str) -> CallRecord | None: ...
@@ -271,7 +272,7 @@ class MemoryRecordStore:
         self._items: dict[str, dict[str, Any]] = {}
         self._mutex = threading.Lock()
 
-    def write(self, meta: CallMeta, batch: RecordBatch) -> None:
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
         with self._mutex:
             item = self._items.setdefault(meta.call_id, _new_item(meta, self.policy.retention_days))
             size = batch.stored_bytes()
@@ -324,46 +325,53 @@ class DynamoRecordStore:
         self._client = client
         self.policy = policy or RecordPolicy()
 
-    def write(self, meta: CallMeta, batch: RecordBatch) -> None:
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
         from botocore.exceptions import ClientError as BotoClientError
 
         size = batch.stored_bytes()
         try:
-            self._update(meta, batch, size)
+            self._update(meta, batch, size, first=first)
         except BotoClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise self._unavailable(exc) from exc
             # The record is full: keep the usage and the end, mark it truncated.
             short = RecordBatch(usage=batch.usage, ended_at=batch.ended_at, end_reason=batch.end_reason)
             try:
-                self._update(meta, short, 0, truncated=True)
+                self._update(meta, short, 0, first=first, truncated=True)
             except BotoClientError as again:
                 raise self._unavailable(again) from again
         except Exception as exc:
             raise self._unavailable(exc) from exc
 
-    def _update(self, meta: CallMeta, batch: RecordBatch, size: int, *, truncated: bool = False) -> None:
-        first = _new_item(meta, self.policy.retention_days)
+    def _update(
+        self, meta: CallMeta, batch: RecordBatch, size: int, *, first: bool, truncated: bool = False
+    ) -> None:
         names: dict[str, str] = {}
-        values: dict[str, Any] = {":empty": []}
+        values: dict[str, Any] = {}
         sets = []
-        for attribute in ("kind", "source", "caller", "dialed", "agent", "model", "started_at", "expires_at"):
-            names[f"#{attribute}"] = attribute
-            values[f":{attribute}"] = first[attribute]
-            sets.append(f"#{attribute} = if_not_exists(#{attribute}, :{attribute})")
+        if first:  # the metadata: the first write of any generation wins, a later one never resets it
+            item = _new_item(meta, self.policy.retention_days)
+            for name in ("kind", "source", "caller", "dialed", "agent", "model", "started_at", "expires_at"):
+                names[f"#{name}"] = name
+                values[f":{name}"] = item[name]
+                sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
+            values[":empty"] = []
         adds = []
         for kind, count in batch.usage.items():
-            values[f":{kind}"] = count
-            adds.append(f"{kind} :{kind}")
+            if count:  # fewer values to send: the request's CPU grows with them
+                values[f":{kind}"] = count
+                adds.append(f"{kind} :{kind}")
         condition = None
         if size:
-            values[":turns"], values[":tools"], values[":size"] = batch.turns, batch.tool_calls, size
-            values[":room"] = MAX_STORED_BYTES - size
-            sets.append("turns = list_append(if_not_exists(turns, :empty), :turns)")
-            sets.append("tool_calls = list_append(if_not_exists(tool_calls, :empty), :tools)")
+            values[":size"], values[":room"] = size, MAX_STORED_BYTES - size
+            values[":empty"] = []
+            for name, entries in (("turns", batch.turns), ("tool_calls", batch.tool_calls)):
+                if entries:
+                    values[f":{name}"] = entries
+                    sets.append(f"{name} = list_append(if_not_exists({name}, :empty), :{name})")
             adds.append("stored_bytes :size")
             condition = "attribute_not_exists(stored_bytes) OR stored_bytes <= :room"
-        else:
+        elif first:
             sets.append("turns = if_not_exists(turns, :empty)")
             sets.append("tool_calls = if_not_exists(tool_calls, :empty)")
         if truncated:
@@ -373,14 +381,21 @@ class DynamoRecordStore:
             values[":ended_at"], values[":end_reason"] = batch.ended_at, batch.end_reason
             sets.append("ended_at = :ended_at")
             sets.append("end_reason = :end_reason")
-        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        expression = " ".join(
+            part
+            for part in ("SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "")
+            if part
+        )
+        if not expression:
+            return  # nothing to add (a later write of an empty batch)
         request: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"call_id": {"S": meta.call_id}},
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": _serialize(values),
         }
+        if names:
+            request["ExpressionAttributeNames"] = names
         if condition is not None:
             request["ConditionExpression"] = condition
         self._client.update_item(**request)

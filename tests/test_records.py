@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -194,9 +195,13 @@ def test_a_record_keeps_masked_numbers_and_expires_after_the_retention(make_stor
     )
     assert record.usage.input_audio_tokens == 350
     assert record.cost_usd == pytest.approx(0.0225)
-    store.write(meta(), RecordBatch(ended_at=1_800_000_042.5, end_reason="caller_hung_up"))
+    # Later writes of the same writer send no metadata: usage alone, then the end alone.
+    store.write(meta(), RecordBatch(usage={"responses": 1, "input_text_tokens": 0}), first=False)
+    store.write(meta(), RecordBatch(), first=False)  # nothing to add: no request at all
+    store.write(meta(), RecordBatch(ended_at=1_800_000_042.5, end_reason="caller_hung_up"), first=False)
     ended = store.get_call("rtc_rec0001")
     assert ended is not None
+    assert ended.usage.responses == 2
     assert (ended.end_reason, ended.duration_seconds, ended.ended_at) == (
         "caller_hung_up",
         42.5,
@@ -572,7 +577,7 @@ def test_a_failed_record_write_is_counted_and_the_call_goes_on(
     deps.reset()
 
     class Broken(MemoryRecordStore):
-        def write(self, meta: CallMeta, batch: RecordBatch) -> None:
+        def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
             raise RecordsUnavailable("Call records unavailable")
 
     call_id = "rtc_recbroken0001"
@@ -588,3 +593,32 @@ def test_a_failed_record_write_is_counted_and_the_call_goes_on(
     failures = [m for m in emf if "RecordWriteFailures" in m]
     assert len(failures) >= 2  # the first write and the last one, at least
     assert all(m["service"] for m in failures)
+
+
+def test_a_live_call_is_recorded_while_it_lasts(env: pytest.MonkeyPatch, fake: FakeOpenAI) -> None:
+    env.setenv("RECORD_FLUSH_SECONDS", "0.2")
+    deps.reset()
+    call_id = "rtc_reclive0001"
+    fake.register_call(call_id)
+    fake.sideband_script = [
+        {"type": "conversation.item.input_audio_transcription.completed", "transcript": "still here"}
+    ]
+    fake.sideband_hold_seconds = -1
+    thread = threading.Thread(
+        target=lambda: observer_app.handler(worker_event(call_id), FakeContext()), daemon=True
+    )
+    thread.start()
+    store = deps.record_store()
+
+    def live_turns() -> list[str]:
+        record = store.get_call(call_id)
+        return [] if record is None or record.end_reason is not None else [t.text for t in record.turns]
+
+    assert fake.wait_for(lambda: live_turns() == ["still here"], timeout=5)  # a periodic flush
+    httpx.post(
+        f"{fake.base_url}/realtime/calls/{call_id}/hangup", headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+    thread.join(timeout=10)
+    record = store.get_call(call_id)
+    assert record is not None
+    assert (record.end_reason, [t.text for t in record.turns]) == ("caller_hung_up", ["still here"])

@@ -125,7 +125,7 @@ class Recorder:
 
     def _write(self, batch: RecordBatch) -> bool:
         try:
-            self.store.write(self._meta(), batch)
+            self.store.write(self._meta(), batch, first=not self._written)
         except Exception as exc:  # the call goes on without its record
             logger.error(
                 "call record write failed",
