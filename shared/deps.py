@@ -188,7 +188,9 @@ def warm() -> list[str]:
         ("hard_stop", hard_stop),
     ]
     if settings.call_store == "dynamodb":
-        wanted.append(("call_store", call_store))
+        # Each only where the function is given its table (the records API has no calls table).
+        if settings.calls_table_name:
+            wanted.append(("call_store", call_store))
         if settings.records_table_name:
             wanted.append(("record_store", record_store))
     if settings.observer_launch == "lambda" and settings.observer_function_name:

@@ -50,6 +50,7 @@ MAX_TEXT_CHARS = 4_000  # one turn's text, one tool call's arguments or result
 # is metadata and attribute names. Beyond it a record keeps its metadata and usage, not more text.
 MAX_STORED_BYTES = 300_000
 MAX_CURSOR_CHARS = 1_024
+MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
 
 # USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
 # gpt-realtime and .../gpt-realtime-mini, read 2026-12-02: check current pricing). TOKEN_PRICES merges
@@ -618,10 +619,18 @@ def tool_call(
             parsed = None
     return {
         **entry,
-        "arguments": parsed if isinstance(parsed, dict) else None,
+        "arguments": parsed if isinstance(parsed, dict) and _depth(parsed) <= MAX_ARGUMENT_DEPTH else None,
         "result": output[:MAX_TEXT_CHARS] if ok else None,
         "error": error[:MAX_TEXT_CHARS] if error is not None else None,
     }
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def _error_reason(output: str) -> str:

@@ -4,6 +4,7 @@ usage, masked numbers, retention, hand-off appends."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -42,6 +43,7 @@ from tests.calls_table import create_calls_table, create_records_table, dynamodb
 from tests.conftest import (
     API_KEY,
     FakeContext,
+    LogCapture,
     RecordingLauncher,
     incoming_call_body,
     load_event,
@@ -622,3 +624,64 @@ def test_a_live_call_is_recorded_while_it_lasts(env: pytest.MonkeyPatch, fake: F
     record = store.get_call(call_id)
     assert record is not None
     assert (record.end_reason, [t.text for t in record.turns]) == ("caller_hung_up", ["still here"])
+
+
+class Flaky(MemoryRecordStore):
+    """Refuses the next `failures` writes, then behaves."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RecordsUnavailable("Call records unavailable")
+        super().write(meta, batch, first=first)
+
+
+def recorder_run(store: MemoryRecordStore, texts: list[str]) -> None:
+    """Feed a recorder one transcript per flush, as the reader would, then finish the call."""
+    from observer_records import Recorder
+    from observer_worker import TRANSCRIPT_EVENTS
+    from shared.launcher import ObserveRequest
+
+    async def run() -> Recorder:
+        recorder = Recorder(
+            store,
+            ObserveRequest(call_id="rtc_recflaky0001", source="sip", call_started_at=time.time()),
+            model="gpt-realtime",
+            retention_days=30,
+            flush_seconds=60,
+            transcripts=TRANSCRIPT_EVENTS,
+        )
+        recorder.on_event({"type": "session.created", "session": {"model": "gpt-realtime-mini"}})
+        for text in texts:
+            recorder.on_event(
+                {"type": "conversation.item.input_audio_transcription.completed", "transcript": text}
+            )
+            await recorder.flush()
+        return recorder
+
+    asyncio.run(run()).finish("closed")
+
+
+def test_a_failed_batch_is_retried_once_with_the_next(env: pytest.MonkeyPatch) -> None:
+    store = Flaky(failures=1)
+    recorder_run(store, ["one", "two"])
+    record = store.get_call("rtc_recflaky0001")
+    assert record is not None
+    assert [t.text for t in record.turns] == ["one", "two"]
+    assert record.end_reason == "caller_hung_up"
+
+
+def test_a_batch_refused_twice_is_dropped_and_the_record_goes_on(
+    env: pytest.MonkeyPatch, logs: LogCapture
+) -> None:
+    store = Flaky(failures=2)
+    recorder_run(store, ["one", "two", "three"])
+    record = store.get_call("rtc_recflaky0001")
+    assert record is not None
+    assert [t.text for t in record.turns] == ["three"]
+    assert len(logs.messages("call record batch dropped")) == 1
+    assert len(logs.messages("call record write failed")) == 2

@@ -50,6 +50,7 @@ class Recorder:
         self._pending = RecordBatch()
         self._opened = False  # the sideband answered: the call is real, its record may be created
         self._written = False
+        self._retrying = False  # the pending batch holds one that failed once
         self._open = asyncio.Event()
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -134,10 +135,17 @@ class Recorder:
             metrics.emit(metrics.RECORD_WRITE_FAILURES)
             return False
         self._written = True
+        self._retrying = False
         return True
 
     def _requeue(self, batch: RecordBatch) -> None:
-        """A failed batch goes in front of what came since, for the next write."""
+        """A failed batch goes in front of what came since, for the next write; once only, so that a
+        batch the table refuses (not just a passing outage) cannot block the record for good."""
+        if self._retrying:
+            self._retrying = False
+            logger.error("call record batch dropped", extra={"call_id": self.request.call_id})
+            return
+        self._retrying = True
         self._pending.turns[:0] = batch.turns
         self._pending.tool_calls[:0] = batch.tool_calls
         for name, count in batch.usage.items():

@@ -11,6 +11,8 @@ invoke with the call's start time and generation + 1) and reads on until that on
 At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
 Server-side tools (the model's function calls, `end_call`, `transfer_call`, keypad presses) are run
 by `observer_tools.ToolCalls`, fed the events it acts on (`TOOL_EVENTS`) as the reader parses them.
+The call's record (shared/records.py) is kept by `observer_records.Recorder`, fed `RECORD_EVENTS` and
+the answered tool calls; the end reason comes from the outcome (a handed-off generation writes none).
 """
 
 from __future__ import annotations
