@@ -685,3 +685,22 @@ def test_a_batch_refused_twice_is_dropped_and_the_record_goes_on(
     assert [t.text for t in record.turns] == ["three"]
     assert len(logs.messages("call record batch dropped")) == 1
     assert len(logs.messages("call record write failed")) == 2
+
+
+def test_a_tool_error_is_recorded_and_counted(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_id = "rtc_recbadtool0001"
+    fake.register_call(call_id)
+    fake.sideband_script = function_call_events("call_bad", "get_current_time", '{"timezone": 5}')
+    capsys.readouterr()
+    assert observer_app.handler(worker_event(call_id), FakeContext())["outcome"] == "closed"
+    record = deps.record_store().get_call(call_id)
+    assert record is not None
+    (tool,) = record.tool_calls
+    assert (tool.name, tool.arguments, tool.result) == ("get_current_time", {"timezone": 5}, None)
+    assert tool.error is not None
+    assert tool.error.startswith("invalid arguments")
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    (counted,) = [m for m in emf if "ToolErrors" in m]
+    assert counted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
