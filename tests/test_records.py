@@ -692,7 +692,7 @@ def test_a_tool_error_is_recorded_and_counted(
 ) -> None:
     call_id = "rtc_recbadtool0001"
     fake.register_call(call_id)
-    fake.sideband_script = function_call_events("call_bad", "get_current_time", '{"timezone": 5}')
+    fake.sideband_script = [*function_call_events("call_bad", "get_current_time", '{"timezone": 5}')]
     capsys.readouterr()
     assert observer_app.handler(worker_event(call_id), FakeContext())["outcome"] == "closed"
     record = deps.record_store().get_call(call_id)
