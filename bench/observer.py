@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from typing import IO
 
@@ -99,3 +100,93 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
         log_bytes=logged[0],
         log_lines=logged[1],
     )
+
+
+@dataclass
+class FlushCost:
+    flushes: int
+    cpu_ms_per_flush: float
+    ms_per_1000_events: float  # amortised over a call at EVENTS_PER_SECOND, one flush per flush_seconds
+
+
+def record_flush_cost(moto_url: str, flushes: int, flush_seconds: float | None = None) -> FlushCost:
+    """The observer's periodic record write with the DynamoDB store (moto in its own process): this
+    process's CPU per `DynamoRecordStore.write` of a typical batch (two turns, a response's usage).
+
+    Measure 5 streams a call compressed in time, so its periodic flushes hardly ever fall due; this is
+    what they add to a real call's CPU per 1,000 events at one flush each `flush_seconds`."""
+    from bench.scenarios import EVENTS_PER_SECOND
+    from shared.settings import Settings
+
+    if flush_seconds is None:  # the default RECORD_FLUSH_SECONDS
+        flush_seconds = float(Settings.model_fields["record_flush_seconds"].default)
+    from shared.records import CallMeta, DynamoRecordStore, RecordBatch, turn, usage_of
+    from tests.calls_table import create_records_table
+    from tests.moto_aws import boto3_client
+
+    client = boto3_client("dynamodb", moto_url)
+    table = f"bench-records-{time.time_ns()}"
+    create_records_table(client, table)
+    store = DynamoRecordStore(table, client)
+    meta = CallMeta("rtc_benchrecords", "sip", "+1555***0123", "", "default", "gpt-realtime", time.time())
+    usage = {"input_token_details": {"text_tokens": 900, "audio_tokens": 300}, "output_token_details": {}}
+
+    def batch() -> RecordBatch:
+        text = "thanks for trying the new realtime api, it is now generally available " * 2
+        turns = [turn("assistant", text, 30), turn("caller", "what is new", 30)]
+        return RecordBatch(turns=turns, usage=usage_of({"usage": usage}))
+
+    store.write(meta, batch())  # the client's first request (connection, credentials) is not a flush's
+    cpu = time.process_time()
+    for _ in range(flushes):
+        store.write(meta, batch(), first=False)  # as the recorder does once the record exists
+    per_flush = (time.process_time() - cpu) * 1000 / flushes
+    return FlushCost(flushes, per_flush, per_flush / (flush_seconds * EVENTS_PER_SECOND) * 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure 5 alone (`python -m bench.observer`): reuses earlier builds, as `make bench --quick` does."""
+    import argparse
+
+    from bench import artifact
+    from bench.procs import clean_env, fake_openai
+    from bench.scenarios import API_KEY, CALL_SECONDS, EVENTS_PER_SECOND, event_call_ids
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--events", type=int, default=CALL_SECONDS * EVENTS_PER_SECOND)
+    parser.add_argument("--runs", type=int, default=1, help="repeat and report each run")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the twin instead of reusing it")
+    parser.add_argument("--flushes", type=int, default=200, help="DynamoDB record writes to time (0: none)")
+    args = parser.parse_args(argv)
+    python = artifact.python313()
+    optimised, _ = artifact.build_all(python, reuse=not args.fresh)
+    with fake_openai(event_call_ids()) as fake:
+        env = clean_env(
+            OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY=API_KEY, POWERTOOLS_SERVICE_NAME="bench"
+        )
+        for _ in range(args.runs):
+            o = measure(python, optimised, fake, env, args.events)
+            print(
+                json.dumps(
+                    {
+                        "events": o.events,
+                        "cpu_ms_per_1000": round(o.cpu_ms_per_1000, 2),
+                        "peak_rss_mb": round(o.peak_rss_mb, 1),
+                        "wall_s": round(o.wall_s, 2),
+                    }
+                ),
+                flush=True,
+            )
+    if args.flushes:
+        from bench.procs import moto_server
+
+        with moto_server() as moto_url:
+            cost = record_flush_cost(moto_url, args.flushes)
+        print(json.dumps({"record_flush": cost.__dict__}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -44,6 +44,8 @@ class Route:
     method: str
     path: str  # API Gateway template, e.g. /observer/{call_id}
     function: Function
+    # `Auth: Authorizer: AWS_IAM`: API Gateway takes only SigV4-signed requests; locally, loopback only.
+    iam: bool = False
 
     @property
     def route_key(self) -> str:
@@ -94,7 +96,9 @@ def read_routes(template: dict[str, Any]) -> list[Route]:
         for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             if event.get("Type") == "HttpApi":
                 props = event["Properties"]
-                routes.append(Route(str(props["Method"]).upper(), str(props["Path"]), functions[logical_id]))
+                iam = (props.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+                method, path = str(props["Method"]).upper(), str(props["Path"])
+                routes.append(Route(method, path, functions[logical_id], iam=iam))
     return routes
 
 

@@ -8,6 +8,7 @@ observers run as background threads instead of async invocations.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import threading
 import time
@@ -87,8 +88,13 @@ class LocalApiGateway:
         else:
             await _send(send, 404, [("content-type", "application/json")], b'{"message":"Not Found"}')
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         client = scope.get("client") or ("127.0.0.1", 0)
+        if route.iam and not is_loopback(client[0]):
+            # IAM-only routes (the call records): no signature check here, so only this machine may
+            # ask, however the server was bound (HOST=0.0.0.0). API Gateway's own refusal body.
+            await _send(send, 403, [("content-type", "application/json")], b'{"message":"Forbidden"}')
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         event = build_event(
             route,
             method=method,
@@ -111,6 +117,17 @@ class LocalApiGateway:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped loopback (::ffff:127.0.0.1); names and garbage are not."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 async def _read_body(receive: Receive) -> bytes | None:

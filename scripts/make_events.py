@@ -4,9 +4,9 @@ Usage: python scripts/make_events.py [--out DIR] [--check]
 
 The HTTP events are API Gateway HTTP API events, payload format 2.0, shaped like the output of
 `sam local generate-event apigateway http-api-proxy` (SAM CLI 1.170), with the differences a real
-HTTP API without authorizers shows:
+HTTP API shows:
 
-- no `requestContext.authentication` / `requestContext.authorizer` (no mTLS, no JWT authorizer here),
+- no `requestContext.authentication` (no mTLS), `requestContext.authorizer` only on the IAM routes,
   no `stageVariables`, and `cookies` / `queryStringParameters` / `pathParameters` / `body` only when
   the request has them;
 - header names are lower-case, with the headers API Gateway adds (`x-forwarded-*`, `x-amzn-trace-id`);
@@ -31,6 +31,9 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
 - `page.json`           GET /
 - `hangup_scheduled.json` what the hard stop's schedule sends the hangup function (its Input):
                         {"call_id"}
+- `calls.json`          GET /calls?limit=20, an IAM-authorized route: `requestContext.authorizer.iam`
+                        carries the signer (placeholder access key and user ids), as API Gateway adds it
+- `call.json`           GET /calls/{call_id}, the same, with pathParameters {"call_id": ...}
 
 `--check` writes nothing and exits 1 if a file in the output folder differs from what would be written.
 """
@@ -122,6 +125,19 @@ SIP_WEBHOOK = {
 }
 
 
+# Who signed a request to an IAM-authorized route, as API Gateway reports it (placeholder ids).
+IAM_SIGNER = {
+    "accessKey": "AKIAIOSFODNN7EXAMPLE",
+    "accountId": ACCOUNT_ID,
+    "callerId": "AIDACKCEVSQ6C2EXAMPLE",
+    "cognitoIdentity": None,
+    "principalOrgId": None,
+    "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/operator",
+    "userId": "AIDACKCEVSQ6C2EXAMPLE",
+}
+CLI_UA = "python-httpx/0.28.1"
+
+
 def http_event(
     method: str,
     route: str,
@@ -134,6 +150,7 @@ def http_event(
     base64_body: bool = False,
     path_parameters: dict[str, str] | None = None,
     user_agent: str = BROWSER_UA,
+    iam: bool = False,
 ) -> dict[str, Any]:
     """One HTTP API (2.0) event; `n` makes the request / trace ids and time distinct per file."""
     epoch_ms = EPOCH * 1000 + n * 1000
@@ -170,6 +187,7 @@ def http_event(
             "sourceIp": SOURCE_IP,
             "userAgent": user_agent,
         },
+        **({"authorizer": {"iam": IAM_SIGNER}} if iam else {}),
         "requestId": f"SNXDrg{n:04d}AMEVxg=",
         "routeKey": f"{method} {route}",
         "stage": "$default",
@@ -231,6 +249,18 @@ def build_events() -> dict[str, Any]:
             "generation": 0,
         },
         "hangup_scheduled": {"call_id": CALL_ID},
+        "calls": http_event(
+            "GET", "/calls", "/calls", n=8, query={"limit": "20"}, user_agent=CLI_UA, iam=True
+        ),
+        "call": http_event(
+            "GET",
+            "/calls/{call_id}",
+            f"/calls/{CALL_ID}",
+            n=9,
+            path_parameters={"call_id": CALL_ID},
+            user_agent=CLI_UA,
+            iam=True,
+        ),
         "page": http_event(
             "GET",
             "/",

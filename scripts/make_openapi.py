@@ -1,4 +1,4 @@
-"""Write openapi.yaml, the HTTP API contract: FastAPI's OpenAPI for the five function apps, one document.
+"""Write openapi.yaml, the HTTP API contract: FastAPI's OpenAPI for the function apps, one document.
 
 Usage: python scripts/make_openapi.py [--out FILE] [--check]
 
@@ -31,6 +31,7 @@ FUNCTIONS = {
     "token": "token_app",
     "sip": "sip_app",
     "observer": "observer_http",
+    "calls": "calls_app",
 }
 
 HEADER = """\
@@ -45,7 +46,8 @@ HEADER = """\
 DESCRIPTION = (
     "A voice agent reached from a browser (WebRTC) or a phone (SIP). Every error answers "
     '`{"error": "<one-line reason>"}`. Requests from a browser page whose `Origin` is not in '
-    "ALLOWED_ORIGINS get 403 on /rtc and /token before any upstream call."
+    "ALLOWED_ORIGINS get 403 on /rtc and /token before any upstream call. /calls and /calls/{call_id} "
+    "(call records) take only IAM-signed (SigV4) requests: API Gateway refuses others with 403."
 )
 VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -72,6 +74,15 @@ def build_document() -> dict[str, Any]:
 
     schemas["WebhookEvent"] = WebhookEvent.model_json_schema(ref_template="#/components/schemas/{model}")
     document["components"]["schemas"] = dict(sorted(schemas.items()))
+    # The call records routes: API Gateway's IAM authorization (SigV4-signed requests), as AWS spells it.
+    document["components"]["securitySchemes"] = {
+        "sigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        }
+    }
     return document
 
 

@@ -21,6 +21,7 @@ from shared.launcher import (
 )
 from shared.log import logger
 from shared.policy import CallerPolicy
+from shared.records import DynamoRecordStore, MemoryRecordStore, RecordPolicy, RecordStore, merged_prices
 from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
@@ -138,6 +139,19 @@ def call_store() -> CallStore:
 
 
 @Singleton
+def record_store() -> RecordStore:
+    """Call records: DynamoDB (RECORDS_TABLE_NAME) when CALL_STORE=dynamodb, else one in-process store
+    that the local server's observers and its /calls routes share."""
+    settings = get_settings()
+    policy = RecordPolicy(settings.record_retention_days, merged_prices(settings.token_prices))
+    if settings.call_store == "dynamodb":
+        from shared import aws
+
+        return DynamoRecordStore(settings.records_table_name, aws.client("dynamodb"), policy)
+    return MemoryRecordStore(policy)
+
+
+@Singleton
 def hard_stop() -> HardStop:
     """Each call's hangup schedule (EventBridge Scheduler); a no-op without HANGUP_FUNCTION_ARN."""
     return HardStop(get_settings())
@@ -197,7 +211,11 @@ def warm() -> list[str]:
         ("hard_stop", hard_stop),
     ]
     if settings.call_store == "dynamodb":
-        wanted.append(("call_store", call_store))
+        # Each only where the function is given its table (the records API has no calls table).
+        if settings.calls_table_name:
+            wanted.append(("call_store", call_store))
+        if settings.records_table_name:
+            wanted.append(("record_store", record_store))
     if settings.observer_launch == "lambda" and settings.observer_function_name:
         wanted.append(("observer_launcher", lambda: (_lambda_launcher(), aws.client("lambda"))))
     if hard_stop().enabled:
@@ -249,6 +267,7 @@ def reset() -> None:
         tool_registry,
         _lambda_launcher,
         call_store,
+        record_store,
         hard_stop,
         caller_policy,
     ):

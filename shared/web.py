@@ -49,6 +49,7 @@ ERROR_REASONS: dict[int, str] = {
     400: "Malformed input (a parameter, the body); nothing was sent upstream.",
     401: "The webhook signature does not verify.",
     403: "A browser page whose Origin is not allowed; nothing was sent upstream.",
+    404: "No such call record (never recorded, or expired).",
     409: "The same delivery is being handled elsewhere; retry later.",
     413: "The body is larger than the route allows.",
     415: "The body's Content-Type is not the one the route reads.",
@@ -56,7 +57,8 @@ ERROR_REASONS: dict[int, str] = {
     "upstream. `Retry-After` says when to try again.",
     500: "Server misconfigured (a secret or setting is missing) or the observer could not be started.",
     502: "OpenAI answered an error or could not be reached (its message, key-shaped text masked).",
-    503: "The call store (DynamoDB) could not be reached or kept refusing; try again later.",
+    503: "A store (DynamoDB: call state, spend limits or call records) could not be reached or kept "
+    "refusing; try again later.",
     504: "OpenAI did not answer in time.",
 }
 

@@ -91,3 +91,17 @@ def dynamodb_client(endpoint: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def create_records_table(client: Any, name: str) -> None:
+    """The call records table as template.yaml declares it (`RecordsTable`): key, index, TTL."""
+    template = yaml.load(TEMPLATE.read_text(), Loader=_Loader)  # noqa: S506 - a safe loader subclass
+    props = template["Resources"]["RecordsTable"]["Properties"]
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        BillingMode=props["BillingMode"],
+    )
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])

@@ -82,6 +82,11 @@ ENV_NAMES = (
     # Spend limits.
     "MAX_CALL_MINUTES_PER_DAY",
     "MAX_CALLS_PER_CLIENT_PER_HOUR",
+    # Call records.
+    "RECORDS_TABLE_NAME",
+    "RECORD_RETENTION_DAYS",
+    "RECORD_FLUSH_SECONDS",
+    "TOKEN_PRICES",
 )
 
 

@@ -22,6 +22,7 @@ from schemathesis.core import NotSet
 from schemathesis.generation.modes import GenerationMode
 from standardwebhooks import Webhook
 
+import calls_app
 import observer_app
 import observer_http
 import page_app
@@ -193,6 +194,7 @@ APPS: dict[str, tuple[ModuleType, Any]] = {
     "SipFunction": (sip_app, sip_app.app),
     "ObserverFunction": (observer_app, observer_http.app),
     "PageFunction": (page_app, page_app.app),
+    "CallsFunction": (calls_app, calls_app.app),
 }
 ROUTES: list[Route] = read_routes(load_template())
 

@@ -18,12 +18,14 @@ from botocore.exceptions import ClientError
 from moto.core.authorization import enable_iam_authentication
 
 from local_api.routes import load_template
+from shared.errors import ServiceError
 from shared.hard_stop import HardStop
 from shared.launcher import LambdaObserverLauncher, ObserveRequest
+from shared.records import CallMeta, DynamoRecordStore, RecordBatch, turn
 from shared.secrets import SecretStore
 from shared.settings import Settings
 from shared.store import DynamoCallStore, StoreUnavailable
-from tests.calls_table import create_calls_table, dynamodb_client
+from tests.calls_table import create_calls_table, create_records_table, dynamodb_client
 from tests.moto_aws import Credentials, Wire, boto3_client, iam_user, register_function
 
 TEMPLATE = load_template()
@@ -52,6 +54,11 @@ CALLS_TABLE = {
 UPDATE_CALLS_TABLE = ("dynamodb:UpdateItem", "CallsTable.Arn")
 READ_CALLS_TABLE = ("dynamodb:GetItem", "CallsTable.Arn")
 TTL = int(time.time()) + 3600  # the counters' expiry in every_aws_call
+# shared/records.py: the observer only updates records (every write is one UpdateItem); the operator
+# API only reads one (GetItem) or lists the newest-first index (Query).
+RECORDS_INDEX = "${RecordsTable.Arn}/index/by_start"
+WRITE_RECORDS = ("dynamodb:UpdateItem", "RecordsTable.Arn")
+READ_RECORDS = {("dynamodb:GetItem", "RecordsTable.Arn"), ("dynamodb:Query", RECORDS_INDEX)}
 
 # What each function's code does with AWS, and nothing more.
 EXPECTED: dict[str, set[tuple[str, str]]] = {
@@ -59,8 +66,9 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "TokenFunction": {API_KEY, UPDATE_CALLS_TABLE, READ_CALLS_TABLE},
     "RtcFunction": {API_KEY, INVOKE_OBSERVER, UPDATE_CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
     "SipFunction": {API_KEY, SIGNING, INVOKE_OBSERVER, *CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
-    "ObserverFunction": {API_KEY, INVOKE_OBSERVER, *CALLS_TABLE, DELETE_SCHEDULE},
+    "ObserverFunction": {API_KEY, INVOKE_OBSERVER, *CALLS_TABLE, DELETE_SCHEDULE, WRITE_RECORDS},
     "HangupFunction": {API_KEY},
+    "CallsFunction": READ_RECORDS,
 }
 # Checked by IAM when a call passes the role (CreateSchedule's Target.RoleArn), not an API call itself.
 NOT_AN_API_CALL = {"iam:PassRole"}
@@ -92,6 +100,11 @@ def resource_name(value: Any) -> str:
         assert value.endswith(f"schedule/{group['Properties']['Name']}/*"), value
         return value
     assert "*" not in value, f"wildcard resource: {value}"
+    if value == RECORDS_INDEX:  # one index of one table
+        assert RESOURCES["RecordsTable"]["Type"] == "AWS::DynamoDB::Table"
+        (index,) = RESOURCES["RecordsTable"]["Properties"]["GlobalSecondaryIndexes"]
+        assert value.endswith(f"/index/{index['IndexName']}"), value
+        return value
     if value.endswith(".Arn") and value.removesuffix(".Arn") in RESOURCES:  # !GetAtt X.Arn: one resource
         kind = RESOURCES[value.removesuffix(".Arn")]["Type"]
         assert kind in ("AWS::DynamoDB::Table", "AWS::IAM::Role"), value
@@ -247,6 +260,8 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
     """Drive every code path of shared/ that calls AWS: each call store operation, both secrets, a launch."""
     table = f"calls-{uuid.uuid4().hex[:8]}"
     create_calls_table(dynamodb_client(endpoint), table)
+    records_table = f"records-{uuid.uuid4().hex[:8]}"
+    create_records_table(dynamodb_client(endpoint), records_table)
     secrets = boto3_client("secretsmanager", endpoint)
     key_arn = secrets.create_secret(Name=f"key-{uuid.uuid4().hex[:8]}", SecretString="sk-iam")["ARN"]
     signing_arn = secrets.create_secret(Name=f"sig-{uuid.uuid4().hex[:8]}", SecretString="whsec_iam")["ARN"]
@@ -297,6 +312,18 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
                 outcomes[name] = step()
             except StoreUnavailable as exc:
                 outcomes[name] = exc
+        records = DynamoRecordStore(records_table, client("dynamodb"))
+        call = CallMeta("rtc_1", "sip", "+1555***0123", "", "default", "gpt-realtime", time.time())
+        record_steps: dict[str, Callable[[], object]] = {
+            "write_record": lambda: records.write(call, RecordBatch(turns=[turn("caller", "hi", 30)])),
+            "get_record": lambda: records.get_call("rtc_1"),
+            "list_records": lambda: records.list_calls(limit=5),
+        }
+        for name, step in record_steps.items():
+            try:
+                outcomes[name] = step()
+            except ServiceError as exc:
+                outcomes[name] = exc
         settings = Settings(openai_api_key_secret_arn=key_arn, openai_signing_secret_arn=signing_arn)
         secret_store = SecretStore(settings, client("secretsmanager"))
         outcomes["secrets"] = (secret_store.api_key(), secret_store.signing_secret())
@@ -333,6 +360,8 @@ def test_the_code_calls_exactly_the_granted_actions(moto_endpoint: str) -> None:
     assert outcomes["reserve_seconds"] == [(60, 60), (40, 100)]
     assert (outcomes["refund_seconds"], outcomes["seconds_used"]) == (90, 90)
     assert outcomes["secrets"] == ("sk-iam", "whsec_iam")
+    assert [c.call_id for c in outcomes["list_records"].calls] == ["rtc_1"]
+    assert [t.text for t in outcomes["get_record"].turns] == ["hi"]
     assert outcomes["create_schedule"] is True
     assert outcomes["schedule_left"] == []  # created, then deleted by the observer's cancel
     # Every request passed moto's signature and permission checks (a failed condition is DynamoDB's 400).

@@ -26,9 +26,9 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from shared import my_tools
+from shared import metrics, my_tools
 from shared.errors import ServiceError, UpstreamError
 from shared.log import logger
 from shared.settings import Settings
@@ -37,6 +37,14 @@ from shared.tools import ActionName, Tool, error_output, run_tool
 
 ToolOutcome = Literal["model_ended", "transferred", "transfer_failed"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Answered(Protocol):
+    """Told of each tool call answered (the call record): name, arguments, output, ok, ms."""
+
+    def __call__(self, name: str, arguments: str, output: str, *, ok: bool, ms: float) -> None: ...
+
+
 RESPONSE_START_WAIT = 1.0  # seconds for the `response.created` of a `response.create` we sent
 # The event types `on_event` acts on; the reader hands it only these (a set lookup per event: the
 # rest of a call's events, most of them, never reach the tool machinery).
@@ -106,8 +114,10 @@ class ToolCalls:
         store: CallStore,
         control: CallControl,
         knobs: ToolKnobs,
+        on_answered: Answered | None = None,
     ) -> None:
         self.call_id, self.owner = call_id, owner
+        self._on_answered = on_answered
         self.tools, self.store, self.control, self.knobs = tools, store, control, knobs
         self.outcome: ToolOutcome | None = None
         self._send_event: Send | None = None
@@ -209,7 +219,9 @@ class ToolCalls:
             except ServiceError:
                 # Without a record a second observer could run it again: answer, do not run.
                 logger.error("tool call not recorded: not running it", extra=fields)
-                await self._output(tool_call_id, error_output("the tool could not be started; try again"))
+                refused = error_output("the tool could not be started; try again")
+                await self._output(tool_call_id, refused)
+                self._report(name, arguments, refused, ok=False, ms=0.0)
                 answered = [None]
                 return
             if record is not None:
@@ -217,6 +229,7 @@ class ToolCalls:
                     return
                 lost = error_output("this tool call was interrupted; it may or may not have taken effect")
                 await self._output(tool_call_id, lost)
+                self._report(name, arguments, lost, ok=False, ms=0.0)
                 with contextlib.suppress(ServiceError):
                     await asyncio.to_thread(self.store.finish_tool_call, self.call_id, tool_call_id, lost)
                 answered = [None]
@@ -232,6 +245,7 @@ class ToolCalls:
             await self._output(tool_call_id, result.output)
             ms = round((time.perf_counter() - started) * 1000, 2)
             logger.info("tool call answered", extra={**fields, "ok": result.ok, "ms": ms})
+            self._report(name, arguments, result.output, ok=result.ok, ms=ms)
             with contextlib.suppress(ServiceError):  # the output is sent; a lost mark only looks stale later
                 await asyncio.to_thread(
                     self.store.finish_tool_call, self.call_id, tool_call_id, result.output
@@ -284,6 +298,15 @@ class ToolCalls:
             self._start_action(action, reason="model")
         else:
             self._spawn(self._speak_only(None))
+
+    def _report(self, name: str, arguments: str, output: str, *, ok: bool, ms: float) -> None:
+        if not ok:
+            metrics.emit(metrics.TOOL_ERRORS)  # {service} only: the dashboard alarms on that set
+        if self._on_answered is not None:
+            try:
+                self._on_answered(name, arguments, output, ok=ok, ms=ms)
+            except Exception:  # recording must never break a tool call
+                logger.exception("tool call not recorded", extra={"call_id": self.call_id, "tool": name})
 
     # ----------------------------------------------------------------- call actions
 

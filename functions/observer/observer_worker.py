@@ -11,6 +11,8 @@ invoke with the call's start time and generation + 1) and reads on until that on
 At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
 Server-side tools (the model's function calls, `end_call`, `transfer_call`, keypad presses) are run
 by `observer_tools.ToolCalls`, fed the events it acts on (`TOOL_EVENTS`) as the reader parses them.
+The call's record (shared/records.py) is kept by `observer_records.Recorder`, fed `RECORD_EVENTS` and
+the answered tool calls; the end reason comes from the outcome (a handed-off generation writes none).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from observer_records import SESSION_EVENTS, Recorder
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
 from shared import deps, limits, metrics, tls
 from shared.errors import ServiceError, UpstreamError
@@ -48,6 +51,8 @@ TRANSCRIPT_EVENTS = {
     "response.text.done": ("assistant", "text"),
     "conversation.item.input_audio_transcription.completed": ("caller", "transcript"),
 }
+# What the call's record is fed (shared/records.py): transcripts, usage, the session's model.
+RECORD_EVENTS = frozenset({*TRANSCRIPT_EVENTS, "response.done", *SESSION_EVENTS})
 
 Outcome = Literal[
     "closed",
@@ -128,6 +133,7 @@ async def observe(
     hand_off: Callable[[], Awaitable[bool]] | None = None,
     on_open: Callable[[], None] | None = None,
     tool_calls: ToolCalls | None = None,
+    recorder: Recorder | None = None,
     connect: Connect = websockets.connect,
 ) -> ObserveResult:
     """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
@@ -156,7 +162,9 @@ async def observe(
         on_open()
     if tool_calls is not None:
         tool_calls.attach(lambda event: websocket.send(json.dumps(event)))
-    reader = asyncio.create_task(_read(websocket, call_id, result, tool_calls))
+    if recorder is not None:
+        recorder.start()
+    reader = asyncio.create_task(_read(websocket, call_id, result, tool_calls, recorder))
     opening = asyncio.create_task(_greet(websocket, greeting_delay, greeting)) if greet else None
     start = time.monotonic()
     timers: list[tuple[float, str]] = [(start + time_budget, "budget")]
@@ -197,6 +205,8 @@ async def observe(
             if tool_calls.outcome is not None and result.outcome == "closed":
                 result.outcome = tool_calls.outcome
         reader.cancel()
+        if recorder is not None:
+            await recorder.stop()  # the rest and the end: `Recorder.finish`, once the outcome is final
         await websocket.close()
     logger.info(
         "sideband closed", extra={"call_id": call_id, "outcome": result.outcome, "events": result.events}
@@ -212,7 +222,11 @@ _DELTA_HEAD = re.compile(r'\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:
 
 
 async def _read(
-    websocket: ClientConnection, call_id: str, result: ObserveResult, tool_calls: ToolCalls | None = None
+    websocket: ClientConnection,
+    call_id: str,
+    result: ObserveResult,
+    tool_calls: ToolCalls | None = None,
+    recorder: Recorder | None = None,
 ) -> None:
     try:
         async for message in websocket:
@@ -233,6 +247,11 @@ async def _read(
                     tool_calls.on_event(event)
                 except Exception:  # a tool-handling bug must not stop the observation of the call
                     logger.exception("tool event handling failed", extra={"call_id": call_id})
+            if recorder is not None and event_type in RECORD_EVENTS:
+                try:
+                    recorder.on_event(event)
+                except Exception:  # nor may a recording bug
+                    logger.exception("record event handling failed", extra={"call_id": call_id})
     except ConnectionClosed:
         pass  # calls often end without a close frame: that is a normal end
     finally:
@@ -373,7 +392,11 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
                     return
                 await asyncio.sleep(0.5)
 
+    recorder = _recorder(request, settings)
+
     async def hand_off() -> bool:
+        if recorder is not None:
+            await recorder.flush()  # the successor appends after what this one has so far
         return await _hand_off(request, owner, store, started_at, settings)
 
     async def refer(target_uri: str) -> None:
@@ -386,6 +409,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         store=store,
         control=CallControl(hangup=hangup, refer=refer),
         knobs=ToolKnobs.from_settings(agent.settings),
+        on_answered=recorder.on_tool_call if recorder is not None else None,
     )
 
     time_budget = max(1.0, remaining - settings.observer_stop_margin_seconds)
@@ -406,8 +430,11 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             hand_off=hand_off,
             on_open=lambda: store.mark_attached(call_id, owner),
             tool_calls=tool_calls,
+            recorder=recorder,
         )
     )
+    if recorder is not None:
+        recorder.finish(result.outcome)
     if result.outcome in ENDED_OUTCOMES:
         _finish(request, owner, store, started_at, settings, result)
     elif result.outcome in ("refused", "deadline"):
@@ -415,6 +442,24 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         with contextlib.suppress(ServiceError):
             store.release_lease(call_id, owner)
     return {"call_id": call_id, "outcome": result.outcome, "events": result.events}
+
+
+def _recorder(request: ObserveRequest, settings: Settings) -> Recorder | None:
+    """The call's recorder; without a usable records store the call goes on unrecorded."""
+    try:
+        store = deps.record_store()
+    except ServiceError as exc:
+        logger.error("call records unavailable", extra={"call_id": request.call_id, "reason": exc.reason})
+        metrics.emit(metrics.RECORD_WRITE_FAILURES)
+        return None
+    return Recorder(
+        store,
+        request,
+        model=settings.realtime_model,
+        retention_days=settings.record_retention_days,
+        flush_seconds=settings.record_flush_seconds,
+        transcripts=TRANSCRIPT_EVENTS,
+    )
 
 
 def handoff_token(generation: int) -> str:

@@ -1,0 +1,164 @@
+"""The observer's call recorder: buffers what the call's record gets and writes it in batches.
+
+The reader hands it the finished transcripts, `response.done` (usage) and `session.created|updated`
+(the model, for the cost estimate); `ToolCalls` hands it each answered tool call. It writes once the
+session is open (creating the record, so a live call is listed), then every `flush_seconds`, before a
+hand-off and at the end, always off the event loop (boto3 blocks). A failed write is logged and
+counted (`RecordWriteFailures`); its batch is retried with the next one; it never breaks the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from shared import metrics
+from shared.launcher import ObserveRequest
+from shared.log import logger
+from shared.records import CallMeta, EndReason, RecordBatch, RecordStore, Role, tool_call, turn, usage_of
+
+# The observer's outcome -> the record's end reason (None: this generation writes no end).
+END_REASONS: dict[str, EndReason] = {
+    "closed": "caller_hung_up",
+    "model_ended": "model_ended",
+    "transferred": "transferred",
+    "max_duration": "max_length",
+    "not_found": "error",
+    "refused": "error",
+    "transfer_failed": "error",
+}
+SESSION_EVENTS = ("session.created", "session.updated")
+
+
+class Recorder:
+    def __init__(
+        self,
+        store: RecordStore,
+        request: ObserveRequest,
+        *,
+        model: str,
+        retention_days: int,
+        flush_seconds: float,
+        transcripts: Mapping[str, tuple[str, str]],
+    ) -> None:
+        self.store, self.request = store, request
+        self.model, self.retention_days, self.flush_seconds = model, retention_days, flush_seconds
+        self._transcripts = transcripts
+        self._pending = RecordBatch()
+        self._opened = False  # the sideband answered: the call is real, its record may be created
+        self._written = False
+        self._retrying = False  # the pending batch holds one that failed once
+        self._open = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- fed by the reader and ToolCalls
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "response.done":
+            for name, count in usage_of(event.get("response") or {}).items():
+                self._pending.usage[name] = self._pending.usage.get(name, 0) + count
+        elif kind in SESSION_EVENTS:
+            model = (event.get("session") or {}).get("model")
+            if isinstance(model, str) and model and not self._written:
+                self.model = model[:64]
+            self._opened = True
+            self._open.set()
+        else:
+            role, key = self._transcripts[kind]
+            text = event.get(key)
+            if isinstance(text, str) and text.strip():
+                speaker: Role = "caller" if role == "caller" else "assistant"
+                self._pending.turns.append(turn(speaker, text.strip(), self.retention_days))
+
+    def on_tool_call(self, name: str, arguments: str, output: str, *, ok: bool, ms: float) -> None:
+        self._pending.tool_calls.append(
+            tool_call(name, arguments, output, ok=ok, ms=ms, retention_days=self.retention_days)
+        )
+
+    # ----------------------------------------------------------------- writing
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        # First write as soon as the session is open (the model is known then), then periodically.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._open.wait(), self.flush_seconds)
+        while not self._stop.is_set():
+            await self.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.flush_seconds)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch = self._take()
+            if batch is not None and not await asyncio.to_thread(self._write, batch):
+                self._requeue(batch)  # on the loop: the reader appends to the same buffer
+
+    async def stop(self) -> None:
+        """Stop the periodic writes, letting one in flight finish (the end is written by `finish`)."""
+        self._stop.set()
+        self._open.set()
+        if self._task is not None:
+            await self._task
+
+    def finish(self, outcome: str) -> None:
+        """The last write, after the event loop is gone: what is left and, unless handed off, the end."""
+        batch = self._pending
+        reason = END_REASONS.get(outcome)
+        if reason is not None:
+            batch.ended_at, batch.end_reason = time.time(), reason
+        # A first observer that never got a session writes nothing: the call id may be anyone's guess.
+        if (self._opened or self.request.generation > 0) and (batch or not self._written):
+            self._write(batch)
+
+    def _take(self) -> RecordBatch | None:
+        if not self._opened or (self._written and not self._pending):
+            return None
+        batch, self._pending = self._pending, RecordBatch()
+        return batch
+
+    def _write(self, batch: RecordBatch) -> bool:
+        try:
+            self.store.write(self._meta(), batch, first=not self._written)
+        except Exception as exc:  # the call goes on without its record
+            logger.error(
+                "call record write failed",
+                extra={"call_id": self.request.call_id, "error": type(exc).__name__},
+            )
+            metrics.emit(metrics.RECORD_WRITE_FAILURES)
+            return False
+        self._written = True
+        self._retrying = False
+        return True
+
+    def _requeue(self, batch: RecordBatch) -> None:
+        """A failed batch goes in front of what came since, for the next write; once only, so that a
+        batch the table refuses (not just a passing outage) cannot block the record for good."""
+        if self._retrying:
+            self._retrying = False
+            logger.error("call record batch dropped", extra={"call_id": self.request.call_id})
+            return
+        self._retrying = True
+        self._pending.turns[:0] = batch.turns
+        self._pending.tool_calls[:0] = batch.tool_calls
+        for name, count in batch.usage.items():
+            self._pending.usage[name] = self._pending.usage.get(name, 0) + count
+
+    def _meta(self) -> CallMeta:
+        request = self.request
+        return CallMeta(
+            call_id=request.call_id,
+            source="sip" if request.source == "sip" else "webrtc",  # "api": a browser's direct call
+            caller=request.caller,
+            dialed=request.dialed,
+            agent=request.agent,
+            model=self.model,
+            started_at=request.call_started_at or request.requested_at,
+        )

@@ -1,0 +1,642 @@
+"""Call records: one per call (who, when, how it ended, what was said, which tools ran, tokens used).
+
+The observer writes them (functions/observer: a recorder batches the call's turns, tool calls and
+`response.done` usage and flushes every RECORD_FLUSH_SECONDS, before a hand-off and at the end); the
+operator API reads them (functions/calls). Writes only ever add: every flush is one update that sets
+the call's metadata if it is not there yet (`if_not_exists`), appends turns and tool calls
+(`list_append`) and adds usage counters (`ADD`), so a hand-off successor appends to its predecessor's
+record and never resets it. Only the end (ended_at, end_reason) is set outright.
+
+Numbers are masked before they get here (shared/policy.py `mask_number`). RECORD_RETENTION_DAYS sets
+the TTL (`expires_at`); 0 keeps no turn text, tool arguments or tool results, and the metadata for
+METADATA_RETENTION_DAYS. An item stays under DynamoDB's 400 KB: texts are cut to MAX_TEXT_CHARS, and
+once a record holds MAX_STORED_BYTES of turns and tool calls, later ones are dropped (`truncated`).
+
+DynamoDB (`RecordsTable`): key `call_id`; the GSI `INDEX_NAME` (partition `kind` = "call", sort
+`started_at`) lists calls newest first; the cursor is the base64 of the query's LastEvaluatedKey.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from shared.errors import ClientError, ServiceError
+from shared.log import logger
+from shared.upstream import CALL_ID_PATTERN
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RecordSource = Literal["sip", "webrtc"]
+EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error"]
+Role = Literal["caller", "assistant"]
+
+DAY_SECONDS = 86_400
+METADATA_RETENTION_DAYS = 30  # RECORD_RETENTION_DAYS=0: no transcripts, metadata kept this long
+INDEX_NAME = "by_start"
+KIND = "call"
+MAX_TEXT_CHARS = 4_000  # one turn's text, one tool call's arguments or result
+# Turns and tool calls of one record, in UTF-8 bytes (DynamoDB's measure); the rest of the 400 KB item
+# is metadata and attribute names. Beyond it a record keeps its metadata and usage, not more text.
+MAX_STORED_BYTES = 300_000
+MAX_CURSOR_CHARS = 1_024
+MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
+
+# USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
+# gpt-realtime and .../gpt-realtime-mini, read 2026-12-02: check current pricing). TOKEN_PRICES merges
+# over these, model by model.
+DEFAULT_TOKEN_PRICES: dict[str, dict[str, float]] = {
+    "gpt-realtime": {
+        "input_text_tokens": 4.00,
+        "input_cached_text_tokens": 0.40,
+        "output_text_tokens": 16.00,
+        "input_audio_tokens": 32.00,
+        "input_cached_audio_tokens": 0.40,
+        "output_audio_tokens": 64.00,
+    },
+    "gpt-realtime-mini": {
+        "input_text_tokens": 0.60,
+        "input_cached_text_tokens": 0.06,
+        "output_text_tokens": 2.40,
+        "input_audio_tokens": 10.00,
+        "input_cached_audio_tokens": 0.30,
+        "output_audio_tokens": 20.00,
+    },
+}
+USAGE_FIELDS = (
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_cached_text_tokens",
+    "input_cached_audio_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+    "responses",
+)
+# What the listing index carries besides its keys (summaries only: no turn text in the index).
+SUMMARY_ATTRIBUTES = (
+    "source",
+    "caller",
+    "dialed",
+    "agent",
+    "model",
+    "ended_at",
+    "end_reason",
+    "expires_at",
+    *USAGE_FIELDS,
+)
+
+
+class RecordsUnavailable(ServiceError):
+    """The records table could not be reached or refused: the operator API answers 503."""
+
+    status_code = 503
+
+
+# ----------------------------------------------------------------------------- the JSON served
+
+
+class Turn(BaseModel):
+    role: Role
+    text: str
+    at: str
+
+
+class ToolCallEntry(BaseModel):
+    name: str
+    arguments: dict[str, Any] | None
+    result: str | None
+    error: str | None
+    ms: float
+    at: str
+
+
+class Usage(BaseModel):
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_cached_text_tokens: int = 0
+    input_cached_audio_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    responses: int = 0
+
+
+class CallSummary(BaseModel):
+    """A record without its turns and tool calls (what `GET /calls` lists)."""
+
+    call_id: str
+    source: RecordSource
+    caller: str
+    dialed: str
+    agent: str
+    started_at: str
+    ended_at: str | None
+    duration_seconds: float | None
+    end_reason: EndReason | None  # None while the call is live
+    usage: Usage
+    cost_usd: float | None  # None: no price known for the call's model
+    expires_at: str
+
+
+class CallRecord(CallSummary):
+    turns: list[Turn]
+    tool_calls: list[ToolCallEntry]
+
+
+class CallPage(BaseModel):
+    calls: list[CallSummary]
+    next_cursor: str | None  # pass back as `cursor` for the next (older) page; None: no more
+
+
+# ----------------------------------------------------------------------------- what the observer adds
+
+
+@dataclass(frozen=True)
+class CallMeta:
+    """Set once per record (the first write wins; a successor's copy never replaces it)."""
+
+    call_id: str
+    source: RecordSource
+    caller: str
+    dialed: str
+    agent: str
+    model: str
+    started_at: float  # unix s
+
+
+@dataclass
+class RecordBatch:
+    """What one flush adds to a record."""
+
+    turns: list[dict[str, Any]] = field(default_factory=list)  # {"role", "text", "at": unix s}
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments", ..., "at"}
+    usage: dict[str, int] = field(default_factory=dict)
+    ended_at: float | None = None
+    end_reason: EndReason | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.turns or self.tool_calls or self.usage or self.end_reason)
+
+    def stored_bytes(self) -> int:
+        texts = [t["text"] for t in self.turns] + [
+            json.dumps(c, default=str) for c in self.tool_calls
+        ]  # tool calls: their JSON is a fair upper bound of their item size
+        return sum(len(text.encode()) + 32 for text in texts)  # + the attribute names of each entry
+
+
+def usage_of(response: dict[str, Any]) -> dict[str, int]:
+    """Token counts by kind from a `response.done` event's `response.usage` (missing fields count 0).
+
+    `input_token_details.text_tokens` includes the cached ones; they are split out here, so that each
+    token is priced once (cached at the cached price)."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return {"responses": 1}
+    given = _dict(usage.get("input_token_details"))
+    cached = _dict(given.get("cached_tokens_details"))
+    output = _dict(usage.get("output_token_details"))
+    cached_text, cached_audio = _count(cached.get("text_tokens")), _count(cached.get("audio_tokens"))
+    return {
+        "input_text_tokens": max(0, _count(given.get("text_tokens")) - cached_text),
+        "input_audio_tokens": max(0, _count(given.get("audio_tokens")) - cached_audio),
+        "input_cached_text_tokens": cached_text,
+        "input_cached_audio_tokens": cached_audio,
+        "output_text_tokens": _count(output.get("text_tokens")),
+        "output_audio_tokens": _count(output.get("audio_tokens")),
+        "responses": 1,
+    }
+
+
+def estimate_cost(model: str, usage: Usage, prices: dict[str, dict[str, float]]) -> float | None:
+    """USD for `usage` at `prices[model]` (per 1M tokens); None when the model has no prices."""
+    table = prices.get(model)
+    if table is None:
+        return None
+    total: float = sum(
+        getattr(usage, kind) * table.get(kind, 0.0) for kind in USAGE_FIELDS if kind != "responses"
+    )
+    return round(total / 1_000_000, 6)
+
+
+def merged_prices(overrides: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {
+        model: {**DEFAULT_TOKEN_PRICES.get(model, {}), **overrides.get(model, {})}
+        for model in {*DEFAULT_TOKEN_PRICES, *overrides}
+    }
+
+
+def expires_at(started_at: float, retention_days: int) -> int:
+    days = retention_days if retention_days > 0 else METADATA_RETENTION_DAYS
+    return int(started_at) + days * DAY_SECONDS
+
+
+def iso(unix: float) -> str:
+    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------- stores
+
+
+class RecordStore(Protocol):
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        """Add `batch` to the record (one write), creating it if need be. `first=False`: this writer
+        has written the record before, so it exists and its metadata need not be sent again."""
+        ...
+
+    def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    def list_calls(self, *, limit: int, cursor: str | None = None) -> CallPage:
+        """Newest first; `cursor` is a previous page's `next_cursor` (a bad one is a 400)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordPolicy:
+    retention_days: int = 30
+    prices: dict[str, dict[str, float]] = field(default_factory=lambda: merged_prices({}))
+
+
+class MemoryRecordStore:
+    """The same rules in one process (`make dev`, tests): the items DynamoDB would hold, in a dict."""
+
+    def __init__(self, policy: RecordPolicy | None = None) -> None:
+        self.policy = policy or RecordPolicy()
+        self._items: dict[str, dict[str, Any]] = {}
+        self._mutex = threading.Lock()
+
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        with self._mutex:
+            item = self._items.setdefault(meta.call_id, _new_item(meta, self.policy.retention_days))
+            size = batch.stored_bytes()
+            if item["stored_bytes"] + size <= MAX_STORED_BYTES:
+                item["turns"].extend(batch.turns)
+                item["tool_calls"].extend(batch.tool_calls)
+                item["stored_bytes"] += size
+            elif batch.turns or batch.tool_calls:
+                item["truncated"] = True
+            for kind, count in batch.usage.items():
+                item[kind] = item.get(kind, 0) + count
+            if batch.end_reason is not None:
+                item.update(ended_at=batch.ended_at, end_reason=batch.end_reason)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        with self._mutex:
+            item = self._items.get(call_id)
+            return None if item is None else _record(json.loads(json.dumps(item)), self.policy.prices)
+
+    def list_calls(self, *, limit: int, cursor: str | None = None) -> CallPage:
+        after = decode_cursor(cursor)
+        with self._mutex:
+            ordered = sorted(
+                self._items.values(), key=lambda i: (i["started_at"], i["call_id"]), reverse=True
+            )
+        if after is not None:
+            position = (float(after["started_at"]["N"]), after["call_id"]["S"])
+            ordered = [i for i in ordered if (i["started_at"], i["call_id"]) < position]
+        page, more = ordered[:limit], len(ordered) > limit
+        last = page[-1] if page and more else None
+        next_cursor = None
+        if last is not None:
+            next_cursor = encode_cursor(
+                {
+                    "call_id": {"S": last["call_id"]},
+                    "kind": {"S": KIND},
+                    "started_at": {"N": repr(last["started_at"])},
+                }
+            )
+        return CallPage(calls=[_summary(i, self.policy.prices) for i in page], next_cursor=next_cursor)
+
+
+class DynamoRecordStore:
+    """Records in DynamoDB (`RecordsTable`) on a boto3 low-level client: UpdateItem, GetItem, Query."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, policy: RecordPolicy | None = None) -> None:
+        if not table_name:
+            raise ServiceError("Server misconfigured: RECORDS_TABLE_NAME is not set")
+        self._table = table_name
+        self._client = client
+        self.policy = policy or RecordPolicy()
+
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        from botocore.exceptions import ClientError as BotoClientError
+
+        size = batch.stored_bytes()
+        try:
+            self._update(meta, batch, size, first=first)
+        except BotoClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise self._unavailable(exc) from exc
+            # The record is full: keep the usage and the end, mark it truncated.
+            short = RecordBatch(usage=batch.usage, ended_at=batch.ended_at, end_reason=batch.end_reason)
+            try:
+                self._update(meta, short, 0, first=first, truncated=True)
+            except BotoClientError as again:
+                raise self._unavailable(again) from again
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def _update(
+        self, meta: CallMeta, batch: RecordBatch, size: int, *, first: bool, truncated: bool = False
+    ) -> None:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets = []
+        if first:  # the metadata: the first write of any generation wins, a later one never resets it
+            item = _new_item(meta, self.policy.retention_days)
+            for name in ("kind", "source", "caller", "dialed", "agent", "model", "started_at", "expires_at"):
+                names[f"#{name}"] = name
+                values[f":{name}"] = item[name]
+                sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
+            values[":empty"] = []
+        adds = []
+        for kind, count in batch.usage.items():
+            if count:  # fewer values to send: the request's CPU grows with them
+                values[f":{kind}"] = count
+                adds.append(f"{kind} :{kind}")
+        condition = None
+        if size:
+            values[":size"], values[":room"] = size, MAX_STORED_BYTES - size
+            values[":empty"] = []
+            for name, entries in (("turns", batch.turns), ("tool_calls", batch.tool_calls)):
+                if entries:
+                    values[f":{name}"] = entries
+                    sets.append(f"{name} = list_append(if_not_exists({name}, :empty), :{name})")
+            adds.append("stored_bytes :size")
+            condition = "attribute_not_exists(stored_bytes) OR stored_bytes <= :room"
+        elif first:
+            sets.append("turns = if_not_exists(turns, :empty)")
+            sets.append("tool_calls = if_not_exists(tool_calls, :empty)")
+        if truncated:
+            values[":true"] = True
+            sets.append("truncated = :true")
+        if batch.end_reason is not None:
+            values[":ended_at"], values[":end_reason"] = batch.ended_at, batch.end_reason
+            sets.append("ended_at = :ended_at")
+            sets.append("end_reason = :end_reason")
+        expression = " ".join(
+            part
+            for part in ("SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "")
+            if part
+        )
+        if not expression:
+            return  # nothing to add (a later write of an empty batch)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"call_id": {"S": meta.call_id}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": _serialize(values),
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        self._client.update_item(**request)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        try:
+            answer = self._client.get_item(TableName=self._table, Key={"call_id": {"S": call_id}})
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        item = answer.get("Item")
+        return None if not item else _record(_deserialize(item), self.policy.prices)
+
+    def list_calls(self, *, limit: int, cursor: str | None = None) -> CallPage:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": "#kind = :kind",
+            "ExpressionAttributeNames": {"#kind": "kind"},
+            "ExpressionAttributeValues": {":kind": {"S": KIND}},
+            "ScanIndexForward": False,  # newest first
+            "Limit": limit,
+        }
+        start = decode_cursor(cursor)
+        if start is not None:
+            request["ExclusiveStartKey"] = start
+        try:
+            answer = self._client.query(**request)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        calls = [_summary(_deserialize(item), self.policy.prices) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return CallPage(calls=calls, next_cursor=encode_cursor(dict(last)) if last else None)
+
+    def _unavailable(self, exc: Exception) -> ServiceError:
+        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ClientError as BotoClientError
+
+        if isinstance(exc, ServiceError):
+            return exc
+        if not isinstance(exc, BotoClientError | BotoCoreError):
+            logger.error("records: unexpected error", extra={"error": type(exc).__name__})
+            return RecordsUnavailable("Call records unavailable")
+        # The error's type and code only: its message may quote the request (keys, values).
+        code = _code(exc) if isinstance(exc, BotoClientError) else ""
+        logger.error("records store error", extra={"error": type(exc).__name__, "code": code})
+        return RecordsUnavailable("Call records unavailable")
+
+
+# ----------------------------------------------------------------------------- cursors
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The LastEvaluatedKey a cursor carries, checked for exactly the index's key shape; else a 400."""
+    if cursor is None:
+        return None
+    bad = ClientError(400, "Invalid request: cursor is malformed")
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise bad
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise bad from None
+    if not isinstance(key, dict) or set(key) != {"call_id", "kind", "started_at"}:
+        raise bad
+    try:
+        call_id, kind, started = key["call_id"]["S"], key["kind"]["S"], key["started_at"]["N"]
+        float(started)
+    except (TypeError, KeyError, ValueError):
+        raise bad from None
+    shapes = (len(key["call_id"]), len(key["kind"]), len(key["started_at"]))
+    if (
+        shapes != (1, 1, 1)
+        or kind != KIND
+        or not isinstance(call_id, str)
+        or not CALL_ID_PATTERN.match(call_id)
+    ):
+        raise bad
+    if not isinstance(started, str):
+        raise bad
+    return key
+
+
+# ----------------------------------------------------------------------------- items <-> models
+
+
+def _new_item(meta: CallMeta, retention_days: int) -> dict[str, Any]:
+    return {
+        "call_id": meta.call_id,
+        "kind": KIND,
+        "source": meta.source,
+        "caller": meta.caller,
+        "dialed": meta.dialed,
+        "agent": meta.agent,
+        "model": meta.model,
+        "started_at": round(meta.started_at, 3),
+        "expires_at": expires_at(meta.started_at, retention_days),
+        "turns": [],
+        "tool_calls": [],
+        "stored_bytes": 0,
+    }
+
+
+def _summary_fields(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> dict[str, Any]:
+    usage = Usage(**{kind: int(item.get(kind) or 0) for kind in USAGE_FIELDS})
+    started = float(item["started_at"])
+    ended = float(item["ended_at"]) if item.get("ended_at") is not None else None
+    return {
+        "call_id": item["call_id"],
+        "source": item.get("source", "webrtc"),
+        "caller": item.get("caller", ""),
+        "dialed": item.get("dialed", ""),
+        "agent": item.get("agent", "default"),
+        "started_at": iso(started),
+        "ended_at": iso(ended) if ended is not None else None,
+        "duration_seconds": round(max(0.0, ended - started), 1) if ended is not None else None,
+        "end_reason": item.get("end_reason"),
+        "usage": usage,
+        "cost_usd": estimate_cost(str(item.get("model", "")), usage, prices),
+        "expires_at": iso(float(item["expires_at"])),
+    }
+
+
+def _summary(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> CallSummary:
+    return CallSummary(**_summary_fields(item, prices))
+
+
+def _record(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> CallRecord:
+    turns = [Turn(role=t["role"], text=t["text"], at=iso(float(t["at"]))) for t in item.get("turns") or []]
+    tools = [
+        ToolCallEntry(**{**c, "ms": float(c["ms"]), "at": iso(float(c["at"]))})
+        for c in item.get("tool_calls") or []
+    ]
+    return CallRecord(**_summary_fields(item, prices), turns=turns, tool_calls=tools)
+
+
+def _serialize(values: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {name: serializer.serialize(_decimals(value)) for name, value in values.items()}
+
+
+def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {name: _plain(deserializer.deserialize(value)) for name, value in item.items()}
+
+
+def _decimals(value: Any) -> Any:
+    """boto3's serializer takes numbers as Decimal (floats are refused: they lose precision)."""
+    if isinstance(value, float):
+        return Decimal(repr(round(value, 3)))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _code(exc: Any) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# ----------------------------------------------------------------------------- helpers for writers
+
+
+def turn(role: Role, text: str, retention_days: int, at: float | None = None) -> dict[str, Any]:
+    """One transcript turn as stored: its text cut to MAX_TEXT_CHARS, none at all with retention 0."""
+    return {
+        "role": role,
+        "text": text[:MAX_TEXT_CHARS] if retention_days > 0 else "",
+        "at": at or time.time(),
+    }
+
+
+def tool_call(
+    name: str,
+    arguments: str,
+    output: str,
+    *,
+    ok: bool,
+    ms: float,
+    retention_days: int,
+    at: float | None = None,
+) -> dict[str, Any]:
+    """One tool call as stored: parsed arguments (None if not a JSON object or too long), the output as
+    result or its error reason; with retention 0 only the name, the time taken and an error flag."""
+    error = _error_reason(output) if not ok else None
+    entry: dict[str, Any] = {"name": name[:64], "ms": round(ms, 2), "at": at or time.time()}
+    if retention_days <= 0:
+        return {**entry, "arguments": None, "result": None, "error": "error" if not ok else None}
+    parsed: object = None
+    if len(arguments) <= MAX_TEXT_CHARS:
+        try:
+            parsed = json.loads(arguments or "{}")
+        except ValueError:
+            parsed = None
+    return {
+        **entry,
+        "arguments": parsed if isinstance(parsed, dict) and _depth(parsed) <= MAX_ARGUMENT_DEPTH else None,
+        "result": output[:MAX_TEXT_CHARS] if ok else None,
+        "error": error[:MAX_TEXT_CHARS] if error is not None else None,
+    }
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _error_reason(output: str) -> str:
+    try:
+        parsed = json.loads(output)
+    except ValueError:
+        return output
+    reason = parsed.get("error") if isinstance(parsed, dict) else None
+    return reason if isinstance(reason, str) else output
