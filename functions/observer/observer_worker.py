@@ -392,7 +392,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
                     return
                 await asyncio.sleep(0.5)
 
-    recorder = _recorder(request, settings)
+    recorder = _recorder(request, agent.settings)  # the profile's model prices the call
 
     async def hand_off() -> bool:
         if recorder is not None:
