@@ -43,7 +43,11 @@ def _runtime_requirements() -> list[str]:
     `pydantic_settings`)."""
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     names = [re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines]
-    return [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]
+    names = [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]
+    return [IMPORT_NAMES.get(name, name) for name in names]
+
+
+IMPORT_NAMES = {"pyyaml": "yaml"}  # distributions whose import name differs
 
 
 # What a naive build imports before the handler: every runtime dependency, eagerly, boto3 included
