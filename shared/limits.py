@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -33,6 +32,7 @@ from shared.hard_stop import OPENAI_MAX_SESSION_SECONDS
 from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
+from shared.store import Grant as Grant  # re-exported: the routes and the observer speak of limits.Grant
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -42,15 +42,6 @@ CLIENT_RECORD_SLACK_SECONDS = 300  # a client counter outlives its hour by this 
 DAY_RECORD_SECONDS = 3 * 24 * 3600  # a day's budget stays for refunds of calls that began on it
 TOO_MANY_FROM_CLIENT = "Too many calls from this client; try again later"
 MINUTES_USED_UP = "The call minutes for today are used up; try again tomorrow"
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A call's share of the day's minutes: `seconds` granted (None: no daily limit, MAX_CALL_SECONDS
-    applies), reserved on the budget of `day` (YYYY-MM-DD, UTC; None: nothing reserved)."""
-
-    seconds: int | None = None
-    day: str | None = None
 
 
 NO_GRANT = Grant()

@@ -58,6 +58,16 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """A call's share of the day's minutes (shared/limits.py): `seconds` granted (None: no daily limit,
+    MAX_CALL_SECONDS applies), reserved on the budget of `day` (YYYY-MM-DD, UTC; None: nothing reserved).
+    An accepted webhook delivery keeps it, for a redelivery that must launch the observer again."""
+
+    seconds: int | None = None
+    day: str | None = None
+
+
+@dataclass(frozen=True)
 class ToolCallRecord:
     status: ToolCallStatus
     owner: str
@@ -71,7 +81,16 @@ class CallStore(Protocol):
         `done`: a duplicate, answer 2xx; `in_progress`: someone else is on it right now."""
         ...
 
-    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None: ...
+    def mark_delivery(
+        self, webhook_id: str, state: Literal["accepted", "done"], *, grant: Grant | None = None
+    ) -> None:
+        """Record the delivery's state; `accepted` keeps the call's grant (its granted length and the day
+        its minutes were reserved on) for a redelivery that has to launch the observer again."""
+        ...
+
+    def delivery_grant(self, webhook_id: str) -> Grant | None:
+        """The grant stored with an accepted delivery (None: none was stored)."""
+        ...
 
     def abandon_delivery(self, webhook_id: str) -> None:
         """Forget a failed delivery so that OpenAI's redelivery tries again from the start."""
@@ -162,12 +181,21 @@ class MemoryCallStore:
             item["lock_until"] = now + self._lock_seconds
             return "accepted" if item["status"] == "accepted" else "new"
 
-    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
+    def mark_delivery(
+        self, webhook_id: str, state: Literal["accepted", "done"], *, grant: Grant | None = None
+    ) -> None:
         with self._mutex:
             self._items[f"webhook#{webhook_id}"] = {
                 "status": state,
                 "lock_until": self._clock() + self._lock_seconds,
+                "grant": grant,
             }
+
+    def delivery_grant(self, webhook_id: str) -> Grant | None:
+        with self._mutex:
+            item = self._items.get(f"webhook#{webhook_id}") or {}
+            grant: Grant | None = item.get("grant")
+            return grant
 
     def abandon_delivery(self, webhook_id: str) -> None:
         with self._mutex:
@@ -329,17 +357,29 @@ class DynamoCallStore:
         old = answer.get("Attributes", {}).get("status", {}).get("S")
         return "accepted" if old == "accepted" else "new"
 
-    def mark_delivery(self, webhook_id: str, state: Literal["accepted", "done"]) -> None:
+    def mark_delivery(
+        self, webhook_id: str, state: Literal["accepted", "done"], *, grant: Grant | None = None
+    ) -> None:
         now = time.time()
-        self._call(
-            "put_item",
-            TableName=self._table,
-            Item={
-                "pk": {"S": f"webhook#{webhook_id}"},
-                "status": {"S": state},
-                "lock_until": _n(now + self._lock_seconds),
-                "expires_at": _n(int(now) + WEBHOOK_RECORD_SECONDS),
-            },
+        item = {
+            "pk": {"S": f"webhook#{webhook_id}"},
+            "status": {"S": state},
+            "lock_until": _n(now + self._lock_seconds),
+            "expires_at": _n(int(now) + WEBHOOK_RECORD_SECONDS),
+        }
+        if grant is not None and grant.seconds is not None:
+            item["grant_seconds"] = _n(grant.seconds)
+        if grant is not None and grant.day is not None:
+            item["grant_day"] = {"S": grant.day}
+        self._call("put_item", TableName=self._table, Item=item)
+
+    def delivery_grant(self, webhook_id: str) -> Grant | None:
+        item = self._get({"pk": {"S": f"webhook#{webhook_id}"}})
+        if item is None or not ({"grant_seconds", "grant_day"} & item.keys()):
+            return None
+        seconds = item.get("grant_seconds", {}).get("N")
+        return Grant(
+            seconds=int(seconds) if seconds is not None else None, day=item.get("grant_day", {}).get("S")
         )
 
     def abandon_delivery(self, webhook_id: str) -> None:

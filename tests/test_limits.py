@@ -399,6 +399,44 @@ def test_sip_refused_for_another_reason_or_redelivered_reserves_nothing(
     assert today_used() == 45
 
 
+def test_an_accepted_delivery_keeps_its_grant_for_a_relaunch(store: CallStore) -> None:
+    store.begin_delivery("wh_grant")
+    store.mark_delivery("wh_grant", "accepted", grant=limits.Grant(seconds=45, day=TODAY))
+    assert store.delivery_grant("wh_grant") == limits.Grant(seconds=45, day=TODAY)
+    store.begin_delivery("wh_plain")
+    store.mark_delivery("wh_plain", "accepted")  # no daily limit: nothing to remember
+    assert store.delivery_grant("wh_plain") is None
+    assert store.delivery_grant("wh_never") is None
+
+
+def test_sip_relaunch_after_a_failed_launch_carries_the_first_grant(
+    fake: FakeOpenAI, sip_limits: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    configure(env, WEBHOOK_LOCK_SECONDS="0.2")
+
+    class Failing:
+        def prepare(self) -> None:
+            pass
+
+        def launch(self, request: object) -> None:
+            raise RuntimeError("invoke failed")
+
+    fake.register_call("rtc_relaunch001")
+    event = sip_event("rtc_relaunch001")
+    deps.install_local_launcher(Failing())
+    assert call(sip_app.handler, event)["statusCode"] == 500
+    deps.install_local_launcher(sip_limits)
+    time.sleep(0.3)  # the failed delivery's lock lapses; OpenAI redelivers
+    assert call(sip_app.handler, json.loads(json.dumps(event)))["statusCode"] == 200
+    assert len(fake.requests_to("/accept")) == 1
+    # The relaunched observer gets the grant the accept reserved, not MAX_CALL_SECONDS, and nothing
+    # is reserved twice.
+    assert [(r.call_id, r.max_seconds, r.minutes_day) for r in sip_limits.requests] == [
+        ("rtc_relaunch001", 45, TODAY)
+    ]
+    assert today_used() == 45
+
+
 def test_sip_accept_failure_gives_the_minutes_back(
     fake: FakeOpenAI, sip_limits: RecordingLauncher, env: pytest.MonkeyPatch
 ) -> None:

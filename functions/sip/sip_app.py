@@ -135,10 +135,10 @@ async def incoming_call(request: Request) -> Response:
             store.mark_delivery(delivery, "done")
             return Response(status_code=200)
         grant = accepted
-        store.mark_delivery(delivery, "accepted")
+        store.mark_delivery(delivery, "accepted", grant=grant)
     else:
-        # Nothing is reserved again; this observer does not know the grant (MAX_CALL_SECONDS applies,
-        # the first delivery's hard stop still ends the call at its grant).
+        # Nothing is reserved again: the observer gets the grant the accepting delivery stored.
+        grant = store.delivery_grant(delivery) or NO_GRANT
         logger.info("call already accepted by an earlier delivery; starting its observer again")
     # If this launch fails the record stays `accepted`: a redelivery only starts the observer (whose
     # lease keeps it to one), it never accepts twice.
