@@ -26,8 +26,9 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
                         (tests/conftest.py `sign`). The JSON files cannot carry a comment: they must
                         stay valid Lambda events.
 - `observer_http.json`  POST /observer/{call_id}, with pathParameters {"call_id": ...}
-- `observer_async.json` the payload rtc/sip send with InvocationType=Event:
-                        {"call_id", "source", "requested_at", "call_started_at", "generation"}
+- `observer_async.json` the payload rtc/sip send with InvocationType=Event (shared/launcher.py
+                        ObserveRequest): {"call_id", "source", "requested_at", "call_started_at",
+                        "generation", "agent", "caller", "dialed", "max_seconds", "minutes_day"}
 - `page.json`           GET /
 - `hangup_scheduled.json` what the hard stop's schedule sends the hangup function (its Input):
                         {"call_id"}
@@ -48,7 +49,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: the shared package is at the repo root
+from shared.launcher import ObserveRequest  # noqa: E402
+
+EVENTS_DIR = ROOT / "events"
 
 # Fixed values: documentation IP range (RFC 5737), the sample account id SAM uses, a fixed instant.
 ACCOUNT_ID = "123456789012"
@@ -241,13 +246,10 @@ def build_events() -> dict[str, Any]:
             path_parameters={"call_id": CALL_ID},
             user_agent="curl/8.5.0",
         ),
-        "observer_async": {
-            "call_id": CALL_ID,
-            "source": "webrtc",
-            "requested_at": float(EPOCH),
-            "call_started_at": float(EPOCH),
-            "generation": 0,
-        },
+        # Built by the launcher's own type, so the sample cannot drift from what rtc/sip send.
+        "observer_async": ObserveRequest(
+            call_id=CALL_ID, source="webrtc", requested_at=float(EPOCH), call_started_at=float(EPOCH)
+        ).to_event(),
         "hangup_scheduled": {"call_id": CALL_ID},
         "calls": http_event(
             "GET", "/calls", "/calls", n=8, query={"limit": "20"}, user_agent=CLI_UA, iam=True
