@@ -5,7 +5,8 @@ other logger) and every response of every function handler (so also every answer
 server, which calls the same handlers). After each test it scans what that test produced for the
 planted secrets: the OpenAI API key, the webhook signing secret (whole, base64 part and decoded
 bytes), every ephemeral key the fake minted, any value a test plants (e.g. a rotated key), and any
-`Bearer <token>` text. A find fails the test in teardown; the run ends with a one-line tally.
+`Bearer <token>` text, and any whole E.164 phone number in a log line (callers' and dialed numbers are
+logged masked). A find fails the test in teardown; the run ends with a one-line tally.
 
 Ephemeral keys are the one allowed exception: /token exists to hand one to the browser, so they may
 appear in TokenFunction responses (never in logs).
@@ -37,8 +38,12 @@ HANDLERS = {
     "observer_app": ("handler", "ObserverFunction"),
     "observer_http": ("handler", "ObserverFunction"),
     "observer_worker": ("run_worker", "ObserverFunction"),
+    "calls_app": ("handler", "CallsFunction"),
+    "hangup_app": ("handler", "HangupFunction"),
 }
 BEARER = re.compile(r"Bearer\s+[A-Za-z0-9_\-.]{6,}")
+# A whole E.164 number (a caller's or the dialed one): logs keep them masked (`+1555***0123`).
+PHONE_NUMBER = re.compile(r"(?<![\w*+])\+[1-9]\d{9,14}(?!\d)")
 
 
 @dataclass
@@ -128,6 +133,9 @@ class OutputAudit:
             Finding("a log line", label, line)
             for line in lines
             for label in self._labels(line, ephemeral_allowed=False, ephemeral=ephemeral)
+        ]
+        findings += [
+            Finding("a log line", "full phone number", line) for line in lines if PHONE_NUMBER.search(line)
         ]
         findings += [
             Finding(f"a {function} response", label, text)

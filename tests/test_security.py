@@ -178,6 +178,8 @@ def test_the_output_audit_catches_a_deliberate_leak(fake: FakeOpenAI) -> None:
         logger.info("oops", extra={"secret": SIGNING_SECRET.removeprefix("whsec_")})
         logger.info("oops", extra={"ephemeral": minted})
         logger.info("oops", extra={"headers": {"Authorization": "Bearer sk-something-else-123"}})
+        logger.info("oops", extra={"from": "sip:+15551230000@example.com"})  # a whole caller number
+        logger.info("fine", extra={"from": "+1555***0000"})  # masked: not a finding
         AUDIT.record_response("RtcFunction", {"statusCode": 500, "body": f"key={API_KEY}"})
         AUDIT.record_response("TokenFunction", {"statusCode": 200, "body": json.dumps({"value": minted})})
         AUDIT.record_response("SipFunction", {"statusCode": 200, "body": json.dumps({"value": minted})})
@@ -187,8 +189,10 @@ def test_the_output_audit_catches_a_deliberate_leak(fake: FakeOpenAI) -> None:
         "Authorization header value",
         "OpenAI API key",
         "ephemeral key",
+        "full phone number",
         "signing secret (base64)",
     ], findings
+    assert sum(f.label == "full phone number" for f in AUDIT.scan(private)) == 1
     wheres = {f.where for f in AUDIT.scan(private)}
     assert wheres == {"a log line", "a RtcFunction response", "a SipFunction response"}  # not Token's
-    assert len(private.lines) >= 4  # (a background observer thread may add a harmless line)
+    assert len(private.lines) >= 6  # (a background observer thread may add a harmless line)
