@@ -89,6 +89,14 @@ def prepare(service_name: Service) -> None:
     ).start()
 
 
+def error_code(exc: BaseException) -> str:
+    """AWS's error code of a botocore ClientError (`ConditionalCheckFailedException`, ...); "" for
+    anything else (no answer: unreachable, timed out, no credentials; or not an AWS error at all)."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return str(error.get("Code", "")) if isinstance(error, dict) else ""
+
+
 def close_connections() -> None:
     """Close every client's pooled connections (SnapStart hooks): the clients stay usable and open new
     connections on their next call, so nothing is rebuilt (a client costs ~60 ms to create)."""

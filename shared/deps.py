@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from shared.agents import DEFAULT, Agents, load_agents
 from shared.hard_stop import HardStop
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -21,13 +20,16 @@ from shared.launcher import (
 )
 from shared.log import logger
 from shared.policy import CallerPolicy
-from shared.records import DynamoRecordStore, MemoryRecordStore, RecordPolicy, RecordStore, merged_prices
 from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
 from shared.settings import Settings, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.tools import Channel, Tool, available_tools
 from shared.upstream import OpenAIClient
+
+if TYPE_CHECKING:  # imported where first used: not every function routes calls or keeps records
+    from shared.agents import Agents
+    from shared.records import RecordStore
 
 CHANNELS: tuple[Channel, ...] = ("sip", "webrtc", "browser")
 
@@ -93,6 +95,8 @@ def openai_client() -> OpenAIClient:
 def agents() -> Agents:
     """The agent profiles (agents.yaml, shared/agents.py), read and checked once per container; an
     invalid file raises (500 "Server misconfigured: agents.yaml: ...") on every use, never half-loads."""
+    from shared.agents import load_agents  # ~10 ms: hangup and the records API never route a call
+
     return load_agents(get_settings(), tool_registry())
 
 
@@ -113,6 +117,8 @@ def session_for(agent: str, channel: Channel) -> SessionConfig:
 
 def sessions() -> dict[Channel, SessionConfig]:
     """The default profile's session of each channel (`deps.sessions()["webrtc"]`: /rtc and /token)."""
+    from shared.agents import DEFAULT
+
     return agent_sessions()[DEFAULT]
 
 
@@ -142,6 +148,13 @@ def call_store() -> CallStore:
 def record_store() -> RecordStore:
     """Call records: DynamoDB (RECORDS_TABLE_NAME) when CALL_STORE=dynamodb, else one in-process store
     that the local server's observers and its /calls routes share."""
+    from shared.records import (  # ~5 ms: only the observer and the records API keep records
+        DynamoRecordStore,
+        MemoryRecordStore,
+        RecordPolicy,
+        merged_prices,
+    )
+
     settings = get_settings()
     policy = RecordPolicy(settings.record_retention_days, merged_prices(settings.token_prices))
     if settings.call_store == "dynamodb":

@@ -20,10 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared import aws
-from shared.errors import ServiceError
 from shared.log import logger
 from shared.settings import Settings
 
@@ -128,11 +127,11 @@ class HardStop:
                 },
             )
         except Exception as exc:
-            if _error_code(exc) == "ConflictException":  # a retried request that had landed: it exists
+            if aws.error_code(exc) == "ConflictException":  # a retried request that had landed: it exists
                 return True
             logger.error(
                 "hard stop not scheduled",
-                extra={"call_id": plan.call_id, "error": type(exc).__name__, "code": _error_code(exc)},
+                extra={"call_id": plan.call_id, "error": type(exc).__name__, "code": aws.error_code(exc)},
             )
             return False
         logger.info("hard stop scheduled", extra={"call_id": plan.call_id, "at": plan.expression})
@@ -147,7 +146,7 @@ class HardStop:
                 Name=schedule_name(call_id), GroupName=self._settings.hangup_schedule_group
             )
         except Exception as exc:
-            code = _error_code(exc)
+            code = aws.error_code(exc)
             if code != "ResourceNotFoundException":  # left in place it fires once and finds the call over
                 logger.warning(
                     "hard stop not cancelled",
@@ -160,11 +159,3 @@ class HardStop:
         if self._client is None:
             self._client = aws.client("scheduler")
         return self._client
-
-
-def _error_code(exc: Exception) -> str:
-    """AWS's error code of a botocore ClientError; "" for anything else (unreachable, misconfigured)."""
-    if isinstance(exc, ServiceError):
-        return ""
-    response: Any = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

@@ -86,8 +86,7 @@ class LambdaObserverLauncher:
                 Payload=json.dumps(request.to_event()).encode(),
             )
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            raise ServiceError(f"Observer launch failed ({code or 'error'})") from exc
+            raise ServiceError(f"Observer launch failed ({aws.error_code(exc) or 'error'})") from exc
         except BotoCoreError as exc:
             raise ServiceError(f"Observer launch failed ({type(exc).__name__})") from exc
         if answer["StatusCode"] != 202:

@@ -102,8 +102,7 @@ def reserve(store: CallStore, settings: Settings, now: float | None = None) -> G
         expires_at=_day_expiry(day),
     )
     if reserved is None:
-        metrics.emit(metrics.CALLS_LIMITED, limit="daily_minutes")
-        logger.warning("call refused: daily minutes used up", extra={"limit_minutes": limit_minutes})
+        _minutes_refused(limit_minutes)
         return None
     granted, used = reserved
     _report(used)
@@ -127,8 +126,7 @@ def check_minutes_left(store: CallStore, settings: Settings, now: float | None =
         return
     now = time.time() if now is None else now
     if store.seconds_used(_budget_key(_day(now))) > limit_minutes * 60 - MIN_GRANT_SECONDS:
-        metrics.emit(metrics.CALLS_LIMITED, limit="daily_minutes")
-        logger.warning("call refused: daily minutes used up", extra={"limit_minutes": limit_minutes})
+        _minutes_refused(limit_minutes)
         raise TooManyRequests(MINUTES_USED_UP, _seconds_to_midnight(now))
 
 
@@ -169,6 +167,11 @@ def admit_token(request: Request) -> None:
     store = deps.call_store()
     check_client(store, settings, client_id(request))
     check_minutes_left(store, settings)
+
+
+def _minutes_refused(limit_minutes: int) -> None:
+    metrics.emit(metrics.CALLS_LIMITED, limit="daily_minutes")
+    logger.warning("call refused: daily minutes used up", extra={"limit_minutes": limit_minutes})
 
 
 def _report(used_seconds: int) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from shared import aws
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
 from shared.upstream import CALL_ID_PATTERN
@@ -333,7 +334,7 @@ class DynamoRecordStore:
         try:
             self._update(meta, batch, size, first=first)
         except BotoClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise self._unavailable(exc) from exc
             # The record is full: keep the usage and the end, mark it truncated.
             short = RecordBatch(usage=batch.usage, ended_at=batch.ended_at, end_reason=batch.end_reason)
@@ -440,7 +441,7 @@ class DynamoRecordStore:
             logger.error("records: unexpected error", extra={"error": type(exc).__name__})
             return RecordsUnavailable("Call records unavailable")
         # The error's type and code only: its message may quote the request (keys, values).
-        code = _code(exc) if isinstance(exc, BotoClientError) else ""
+        code = aws.error_code(exc) if isinstance(exc, BotoClientError) else ""
         logger.error("records store error", extra={"error": type(exc).__name__, "code": code})
         return RecordsUnavailable("Call records unavailable")
 
@@ -569,10 +570,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set):
         return [_plain(v) for v in value]
     return value
-
-
-def _code(exc: Any) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import aws
 from shared.errors import ServiceError
 from shared.log import logger
 
@@ -656,7 +657,7 @@ class DynamoCallStore:
             from botocore.exceptions import BotoCoreError, ClientError  # loaded: the client is boto3's
 
             if isinstance(exc, ClientError):
-                code = str(exc.response.get("Error", {}).get("Code", ""))
+                code = aws.error_code(exc)
                 if code == "ConditionalCheckFailedException":
                     item = exc.response.get("Item")  # asked for by ReturnValuesOnConditionCheckFailure
                     raise _ConditionFailed(item if isinstance(item, dict) else None) from None

@@ -16,7 +16,16 @@ import calls_app
 from local_api.routes import load_template, read_routes
 from local_api.server import create_gateway, is_loopback
 from shared import deps
-from shared.records import CallMeta, DynamoRecordStore, MemoryRecordStore, RecordBatch, tool_call, turn
+from shared.records import (
+    INDEX_NAME,
+    SUMMARY_ATTRIBUTES,
+    CallMeta,
+    DynamoRecordStore,
+    MemoryRecordStore,
+    RecordBatch,
+    tool_call,
+    turn,
+)
 from tests.conftest import FakeContext, load_event, response_json
 from tests.moto_aws import boto3_client
 
@@ -77,6 +86,14 @@ def test_the_records_routes_take_only_iam_signed_requests() -> None:
         if name == "CallsFunction" or props["Path"].startswith("/calls"):
             assert props["Auth"] == {"Authorizer": "AWS_IAM"}, (name, props["Path"])
     assert "/calls" in TEMPLATE["Outputs"]["CallsApiUrl"]["Value"]
+
+
+def test_the_listing_index_carries_exactly_the_summary_attributes() -> None:
+    # GET /calls reads summaries from the index alone: a missing attribute would list as empty, and a
+    # transcript in it would copy every call's text into the index.
+    (index,) = RESOURCES["RecordsTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == INDEX_NAME
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(SUMMARY_ATTRIBUTES)}
 
 
 def test_the_local_gateway_reads_which_routes_are_iam() -> None:
