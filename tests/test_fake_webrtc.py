@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from array import array
 from typing import Any
 
@@ -76,6 +77,15 @@ async def _browser_like_call(fake: FakeOpenAI, key: str) -> dict[str, Any]:
     await asyncio.wait_for(got_transcript.wait(), timeout=10)
     channel.send(json.dumps({"type": "session.update", "session": {"instructions": "Be brief."}}))
     await asyncio.wait_for(asyncio.gather(got_update.wait(), got_audio.wait()), timeout=10)
+    # Keep sending our tone until the fake has heard half a second of it: once the peer is closed no
+    # more frames can arrive, and a quick exchange above can finish sooner than that.
+    call_id = response.headers["location"].rsplit("/", 1)[-1]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        call = fake.webrtc_calls.get(call_id)
+        if call is not None and call.audio_frames >= 25:
+            break
+        await asyncio.sleep(0.02)
     state = pc.connectionState
     await pc.close()
     return {"response": response, "received": received, "peaks": peaks, "state": state}
