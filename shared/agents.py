@@ -28,7 +28,13 @@ from shared.errors import ServiceError
 from shared.log import logger
 from shared.policy import caller_number
 from shared.session import Voice
-from shared.settings import TOOL_NAME_PATTERN, TRANSFER_TARGET_PATTERN, Settings
+from shared.settings import (
+    MODEL_NAME_PATTERN,
+    TOOL_NAME_PATTERN,
+    TRANSCRIPTION_OFF,
+    TRANSFER_TARGET_PATTERN,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from shared.tools import Tool
@@ -56,7 +62,12 @@ class Profile(BaseModel):
     )
     instructions: str | None = Field(default=None, min_length=1, max_length=20_000)
     voice: Voice | None = None
-    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    model: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN.pattern)
+    transcription: str | None = Field(
+        default=None,
+        description="The model that transcribes the caller (as TRANSCRIPTION_MODEL), or off. "
+        "Left out: TRANSCRIPTION_MODEL.",
+    )
     tools: tuple[str, ...] | None = Field(
         default=None, description="Tool names (as in TOOLS); [] = none. Left out: TOOLS."
     )
@@ -91,6 +102,18 @@ class Profile(BaseModel):
                 )
         if len(set(value)) != len(value):
             raise ValueError("a number is listed twice")
+        return value
+
+    @field_validator("transcription", mode="before")
+    @classmethod
+    def _transcription(cls, value: Any) -> Any:
+        # Unquoted `off` (and `no`, `false`) is YAML's false: read it as off.
+        if value is False:
+            return TRANSCRIPTION_OFF
+        if isinstance(value, str):
+            value = value.strip()
+            if value.lower() != TRANSCRIPTION_OFF and not MODEL_NAME_PATTERN.match(value):
+                raise ValueError("must be a transcription model name (e.g. gpt-live-transcribe) or off")
         return value
 
     @field_validator("tools")
@@ -277,6 +300,9 @@ def _overlay(settings: Settings, profile: Profile) -> Settings:
         update["realtime_voice"] = profile.voice
     if profile.model is not None:
         update["realtime_model"] = profile.model
+    if profile.transcription is not None:
+        off = profile.transcription.lower() == TRANSCRIPTION_OFF
+        update["transcription_model"] = "" if off else profile.transcription
     if profile.tools is not None:
         update["tools"] = ",".join(profile.tools)
     if profile.transfer_target is not None:

@@ -54,9 +54,26 @@ MAX_CURSOR_CHARS = 1_024
 MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
 
 # USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
-# gpt-realtime and .../gpt-realtime-mini, read 2026-12-02: check current pricing). TOKEN_PRICES merges
-# over these, model by model.
+# gpt-realtime-2.1, .../gpt-realtime-2.1-mini, read 2026-12-06; .../gpt-realtime and .../gpt-realtime-mini,
+# read 2026-12-02: check current pricing). TOKEN_PRICES merges over these, model by model. The retired
+# models stay so that records of calls made with them keep their cost.
 DEFAULT_TOKEN_PRICES: dict[str, dict[str, float]] = {
+    "gpt-realtime-2.1": {
+        "input_text_tokens": 4.00,
+        "input_cached_text_tokens": 0.40,
+        "output_text_tokens": 24.00,
+        "input_audio_tokens": 32.00,
+        "input_cached_audio_tokens": 0.40,
+        "output_audio_tokens": 64.00,
+    },
+    "gpt-realtime-2.1-mini": {
+        "input_text_tokens": 0.60,
+        "input_cached_text_tokens": 0.06,
+        "output_text_tokens": 2.40,
+        "input_audio_tokens": 10.00,
+        "input_cached_audio_tokens": 0.30,
+        "output_audio_tokens": 20.00,
+    },
     "gpt-realtime": {
         "input_text_tokens": 4.00,
         "input_cached_text_tokens": 0.40,

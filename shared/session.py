@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.settings import McpServer, Settings
+from shared.settings import DEFAULT_REALTIME_MODEL, McpServer, Settings
 from shared.tools import Channel, Tool, select_tools
 
 Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
@@ -20,8 +20,15 @@ class NoiseReduction(_Model):
     type: Literal["near_field", "far_field"] = "near_field"
 
 
+class Transcription(_Model):
+    """The caller's words as text (`conversation.item.input_audio_transcription.*`); off when absent."""
+
+    model: str = Field(min_length=1)
+
+
 class AudioInput(_Model):
     noise_reduction: NoiseReduction | None = NoiseReduction()
+    transcription: Transcription | None = None
 
 
 class AudioOutput(_Model):
@@ -41,7 +48,7 @@ class SessionConfig(_Model):
     """
 
     type: Literal["realtime"] = "realtime"
-    model: str = Field(default="gpt-realtime", min_length=1)
+    model: str = Field(default=DEFAULT_REALTIME_MODEL, min_length=1)
     instructions: str
     audio: AudioConfig = AudioConfig()
     # Function tools (run by the observer) and remote MCP servers (run by OpenAI): shared/tools.py.
@@ -82,7 +89,14 @@ def make_session(
     return SessionConfig(
         model=settings.realtime_model,
         instructions=settings.instructions,
-        audio=AudioConfig(output=AudioOutput(voice=settings.realtime_voice)),  # type: ignore[arg-type]
+        audio=AudioConfig(
+            input=AudioInput(
+                transcription=Transcription(model=settings.transcription_model)
+                if settings.transcription_model
+                else None
+            ),
+            output=AudioOutput(voice=settings.realtime_voice),  # type: ignore[arg-type]
+        ),
         tools=tuple(tools) if tools else None,
         tool_choice="auto" if tools else None,
     )

@@ -11,6 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"
+TRANSCRIPTION_OFF = "off"
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 # The original hello-realtime instructions, word for word.
 DEFAULT_INSTRUCTIONS = """\
@@ -97,8 +101,11 @@ class Settings(BaseModel):
     token_ttl_seconds: int = Field(default=600, ge=10, le=7200)
 
     # Session config.
-    realtime_model: str = "gpt-realtime"
+    realtime_model: str = DEFAULT_REALTIME_MODEL
     realtime_voice: str = "marin"
+    # The caller's words transcribed (`audio.input.transcription`): the GA API leaves it off, and then no
+    # caller turn reaches the page or the call record. "off" (or empty) turns it off.
+    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
     realtime_instructions: str = ""  # empty: DEFAULT_INSTRUCTIONS
 
     # Observer.
@@ -181,6 +188,16 @@ class Settings(BaseModel):
         for name in (n.strip() for n in value.split(",") if n.strip()):
             if not TOOL_NAME_PATTERN.match(name):
                 raise ValueError(f"TOOLS: {name[:40]!r} is not a tool name")
+        return value
+
+    @field_validator("transcription_model")
+    @classmethod
+    def _transcription_model(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("", TRANSCRIPTION_OFF):
+            return ""
+        if not MODEL_NAME_PATTERN.match(value):
+            raise ValueError("TRANSCRIPTION_MODEL must be a model name (e.g. gpt-live-transcribe) or off")
         return value
 
     @field_validator("transfer_target")

@@ -138,7 +138,7 @@ def test_a_sip_call_is_accepted_with_the_profile_of_the_dialed_number(
     session = json_of(accept)
     assert session["instructions"] == instructions
     assert session["audio"]["output"]["voice"] == voice
-    assert session["model"] == ("gpt-realtime-mini" if agent == "sales" else "gpt-realtime")
+    assert session["model"] == ("gpt-realtime-mini" if agent == "sales" else "gpt-realtime-2.1")
     assert tool_names(session) == (tools or ["end_call", "get_current_time"])  # TOOLS, no target
     (observed,) = launcher.requests
     assert observed.agent == agent

@@ -172,7 +172,7 @@ def test_token_bodies_never_change_the_session(
     assert status_and_error(token_app.handler(event, FakeContext())) == 200
     sent = fake.requests[before].json
     assert sent is not None
-    assert sent["session"]["model"] == "gpt-realtime"
+    assert sent["session"]["model"] == "gpt-realtime-2.1"
     assert sent["session"]["audio"]["output"]["voice"] == "marin"
     assert "tools" not in sent["session"]
     tally.record("fuzz: token bodies", tried=1)

@@ -427,7 +427,8 @@ def check_recorded_call(record: dict[str, Any], source: str) -> None:
         "output_audio_tokens": 54 + 90,
         "responses": 3,
     }
-    expected = (281 * 4 + 40 * 32 + 20 * 0.4 + 28 * 16 + 144 * 64) / 1e6
+    # gpt-realtime-2.1: text 4 in, 24 out; audio 32 in, 64 out; cached text 0.40 (USD per 1M tokens).
+    expected = (281 * 4 + 40 * 32 + 20 * 0.4 + 28 * 24 + 144 * 64) / 1e6
     assert record["cost_usd"] == pytest.approx(expected)
 
 

@@ -37,9 +37,15 @@ from tests.samples import default_session_tools
 PAGE_ORIGIN = "https://abc123defg.execute-api.us-east-1.amazonaws.com"  # the host of the sample events
 SERVER_SESSION = {
     "type": "realtime",
-    "model": "gpt-realtime",
+    "model": "gpt-realtime-2.1",
     "instructions": DEFAULT_INSTRUCTIONS,
-    "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+    "audio": {
+        "input": {
+            "noise_reduction": {"type": "near_field"},
+            "transcription": {"model": "gpt-live-transcribe"},
+        },
+        "output": {"voice": "marin"},
+    },
     **default_session_tools(),
 }
 

@@ -11,9 +11,15 @@ def test_default_session_is_the_original_shape() -> None:
     session = make_session(Settings(realtime_instructions=""))
     assert session.to_json() == {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2.1",
         "instructions": DEFAULT_INSTRUCTIONS,
-        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        "audio": {
+            "input": {
+                "noise_reduction": {"type": "near_field"},
+                "transcription": {"model": "gpt-live-transcribe"},
+            },
+            "output": {"voice": "marin"},
+        },
     }
 
 

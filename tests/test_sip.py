@@ -47,9 +47,15 @@ def test_incoming_call_is_accepted_and_observed(
     assert accept.headers["authorization"] == f"Bearer {API_KEY}"
     assert accept.json == {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2.1",
         "instructions": DEFAULT_INSTRUCTIONS,
-        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        "audio": {
+            "input": {
+                "noise_reduction": {"type": "near_field"},
+                "transcription": {"model": "gpt-live-transcribe"},
+            },
+            "output": {"voice": "marin"},
+        },
         **default_session_tools(),
     }
     assert [(r.call_id, r.source) for r in launcher.requests] == [(CALL_ID, "sip")]

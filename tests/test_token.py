@@ -21,7 +21,7 @@ def test_mints_an_ephemeral_key(fake: FakeOpenAI, env: pytest.MonkeyPatch, name:
     assert body["value"].startswith("ek_")
     assert body["expires_at"] > time.time()
     assert body["calls_url"] == f"{fake.base_url}/realtime/calls"
-    assert body["model"] == "gpt-realtime"
+    assert body["model"] == "gpt-realtime-2.1"
 
     (upstream,) = fake.requests_to("/realtime/client_secrets")
     sent = upstream.json
@@ -38,7 +38,7 @@ def test_request_body_cannot_change_the_session(fake: FakeOpenAI, env: pytest.Mo
     assert token_app.handler(event, FakeContext())["statusCode"] == 200
     sent = fake.requests_to("/realtime/client_secrets")[0].json
     assert sent is not None
-    assert sent["session"]["model"] == "gpt-realtime"
+    assert sent["session"]["model"] == "gpt-realtime-2.1"
     assert "leak" not in sent["session"]["instructions"]
 
 
