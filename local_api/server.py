@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import socket
 import threading
 import time
 import uuid
@@ -202,7 +203,11 @@ class LocalServer:
             proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="local-api", daemon=True)
+        # Bound here, not in uvicorn's thread, so a busy port is an OSError the caller can explain.
+        self._socket = socket.create_server((host, port), reuse_port=False)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="local-api", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -222,6 +227,7 @@ class LocalServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+        self._socket.close()
         self.gateway.close()
 
     def __enter__(self) -> LocalServer:

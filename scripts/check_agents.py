@@ -9,6 +9,10 @@ Usage: python scripts/check_agents.py [FILE ...] [--write-schema]
   comment) must equal the schema generated from the pydantic models: exit 1 while it is stale,
   `--write-schema` rewrites it.
 
+- the template's model defaults (ModelName, TranscriptionModel) and every profile's models pass the
+  lifecycle guard (shared/lifecycle.py): a model past OpenAI's shutdown date fails, one within 60 days
+  of it is a warning;
+
 `make lint` runs it; the layer build runs the file check itself (`python -m shared.agents`).
 """
 
@@ -22,9 +26,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared import agents  # noqa: E402 - after the path is set
+from shared import agents, lifecycle  # noqa: E402 - after the path is set
 
 SCHEMA_FILE = ROOT / "shared" / "agents.schema.json"
+TEMPLATE_FILE = ROOT / "template.yaml"
+MODEL_PARAMETERS = ("ModelName", "TranscriptionModel")
+
+
+def template_model_notices(template: Path = TEMPLATE_FILE) -> list[lifecycle.Notice]:
+    """The lifecycle guard on the template's model parameter defaults."""
+    from local_api.routes import load_template
+
+    parameters = load_template(template)["Parameters"]
+    found = [
+        lifecycle.notice(str(parameters[name]["Default"]), f"{template.name}: parameter {name} default")
+        for name in MODEL_PARAMETERS
+    ]
+    return [notice for notice in found if notice is not None]
 
 
 def render_schema() -> str:
@@ -39,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-schema", action="store_true", help=f"rewrite {SCHEMA_FILE.name}")
     args = parser.parse_args(argv)
     failed = any(agents.main([str(path)]) != 0 for path in args.files)
+    for notice in template_model_notices():
+        print(f"{'retired model' if notice.retired else 'warning'}: {notice.line}", file=sys.stderr)
+        failed = failed or notice.retired
     text = render_schema()
     if args.write_schema:
         SCHEMA_FILE.write_text(text, encoding="utf-8")

@@ -36,7 +36,7 @@ FUNCTIONS = {
 
 HEADER = """\
 # The HTTP API that template.yaml's HttpApi serves, one operation per route (each route is one Lambda
-# function: see the README's architecture map). GENERATED from the FastAPI apps by
+# function: see docs/ARCHITECTURE.md). GENERATED from the FastAPI apps by
 # scripts/make_openapi.py: do not edit; change the routes and run `python scripts/make_openapi.py`
 # (`make lint` and tests/test_openapi.py fail while it is stale). tests/test_fuzz.py checks that the
 # operations here and the routes in template.yaml are the same set, and fuzzes every operation with

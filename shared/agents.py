@@ -3,8 +3,9 @@ tools, transfer target and greeting; the `default` profile answers every other n
 
 Routing reads the `To` header only (the number the caller dialed, which our trunk routes on). `From`
 is the caller's to write and only ever feeds the allow/deny lists (shared/policy.py). A profile's
-unset fields inherit the settings (REALTIME_INSTRUCTIONS, REALTIME_VOICE, REALTIME_MODEL, TOOLS,
-TRANSFER_TARGET), so a file with an empty `default` behaves exactly as no file at all.
+unset fields inherit the settings (REALTIME_VOICE, REALTIME_MODEL, TRANSCRIPTION_MODEL, TOOLS,
+TRANSFER_TARGET), except `instructions`, which a profile inherits from the file's `default` profile: the
+shipped file holds the original hello-realtime instructions there.
 
 The file is checked when it is loaded (once per container: `deps.agents()`), by `make lint`
 (scripts/check_agents.py) and by the layer build (`python -m shared.agents FILE`): an invalid file
@@ -18,6 +19,7 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from shared.errors import ServiceError
+from shared.lifecycle import Notice, notice
 from shared.log import logger
 from shared.policy import caller_number
-from shared.session import Voice
 from shared.settings import (
     MODEL_NAME_PATTERN,
     TOOL_NAME_PATTERN,
     TRANSCRIPTION_OFF,
     TRANSFER_TARGET_PATTERN,
     Settings,
+    Voice,
 )
 
 if TYPE_CHECKING:
@@ -233,9 +236,23 @@ def load_agents(settings: Settings, registry: dict[str, Tool] | None = None) -> 
 
     path = agents_path(settings)
     parsed = parse_file(path, available_tools() if registry is None else registry)
+    for found in model_notices(parsed, path.name):
+        if found.retired:
+            raise AgentsError(path.name, found.line.removeprefix(f"{path.name}: "))
+        logger.warning(found.line)
     agents = resolve(parsed, settings)
     logger.debug("agent profiles loaded", extra={"agents": sorted(agents.profiles), "file": path.name})
     return agents
+
+
+def model_notices(parsed: AgentsFile, file_name: str, today: date | None = None) -> list[Notice]:
+    """The lifecycle guard (shared/lifecycle.py) on the models the profiles name."""
+    found = []
+    for name, profile in parsed.agents.items():
+        for field, model in (("model", profile.model), ("transcription", profile.transcription)):
+            if model and model.lower() != TRANSCRIPTION_OFF:
+                found.append(notice(model, f"{file_name}: profile {name!r}, field {field!r}", today))
+    return [item for item in found if item is not None]
 
 
 def parse_file(path: Path, registry: Iterable[str]) -> AgentsFile:
@@ -285,6 +302,13 @@ def _describe(exc: ValidationError) -> str:
 
 def resolve(parsed: AgentsFile, settings: Settings) -> Agents:
     profiles = {DEFAULT: Profile(), **parsed.agents}
+    # A profile without instructions speaks with those of `default` (the one place the app's text lives).
+    fallback = profiles[DEFAULT].instructions
+    if fallback is not None:
+        profiles = {
+            name: p if p.instructions is not None else p.model_copy(update={"instructions": fallback})
+            for name, p in profiles.items()
+        }
     resolved = {name: Agent(name, _overlay(settings, p), p.greeting or "") for name, p in profiles.items()}
     exact = {n: name for name, p in profiles.items() for n in p.numbers if not n.endswith("*")}
     prefixes = [(n[:-1], name) for name, p in profiles.items() for n in p.numbers if n.endswith("*")]
@@ -345,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         parsed = parse_file(path, available_tools())
     except AgentsError as exc:
         print(f"invalid agent profiles: {exc.detail}", file=sys.stderr)
+        return 1
+    notices = model_notices(parsed, path.name)
+    for item in notices:
+        print(f"{'retired model' if item.retired else 'warning'}: {item.line}", file=sys.stderr)
+    if any(item.retired for item in notices):
         return 1
     names = [DEFAULT, *(name for name in parsed.agents if name != DEFAULT)]
     print(f"{path.name}: ok ({len(names)} profiles: {', '.join(names)})")

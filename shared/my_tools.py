@@ -1,4 +1,5 @@
-"""YOUR tools: add one here, then list its name in `TOOLS` (template parameter `Tools`).
+"""YOUR tools: add one here, then name it in a profile's `tools` (shared/agents.yaml) or in `TOOLS`
+(template parameter `Tools`). The built-ins (end_call, transfer_call) need no naming.
 
 A tool is an `async def` taking one pydantic model (its arguments: field types, `Field(description=...)`
 become the JSON schema the model sees) with a docstring (the model's description of when to use it).
@@ -19,11 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
-
-from shared.tools import ActionName
 
 
 class TimeArgs(BaseModel):
@@ -55,7 +55,7 @@ class KeypadCall:
     can_transfer: bool  # a SIP call with TRANSFER_TARGET set
 
 
-def on_dtmf(digit: str, call: KeypadCall) -> ActionName | None:
+def on_dtmf(digit: str, call: KeypadCall) -> Literal["end_call", "transfer_call"] | None:
     """A key pressed on a phone call (`0-9`, `*`, `#`, `A-D`): return `"transfer_call"` or `"end_call"`
     to have the observer do that, or None to do nothing (the press is logged either way)."""
     if digit == "0" and call.can_transfer:

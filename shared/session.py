@@ -6,10 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.settings import DEFAULT_REALTIME_MODEL, McpServer, Settings
+from shared.settings import DEFAULT_REALTIME_MODEL, McpServer, Settings, Voice
 from shared.tools import Channel, Tool, select_tools
-
-Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 
 
 class _Model(BaseModel):
@@ -49,7 +47,7 @@ class SessionConfig(_Model):
 
     type: Literal["realtime"] = "realtime"
     model: str = Field(default=DEFAULT_REALTIME_MODEL, min_length=1)
-    instructions: str
+    instructions: str | None = None  # None: OpenAI's own default instructions
     audio: AudioConfig = AudioConfig()
     # Function tools (run by the observer) and remote MCP servers (run by OpenAI): shared/tools.py.
     tools: tuple[dict[str, Any], ...] | None = None
@@ -88,14 +86,14 @@ def make_session(
         ]
     return SessionConfig(
         model=settings.realtime_model,
-        instructions=settings.instructions,
+        instructions=settings.instructions or None,
         audio=AudioConfig(
             input=AudioInput(
                 transcription=Transcription(model=settings.transcription_model)
                 if settings.transcription_model
                 else None
             ),
-            output=AudioOutput(voice=settings.realtime_voice),  # type: ignore[arg-type]
+            output=AudioOutput(voice=settings.realtime_voice),
         ),
         tools=tuple(tools) if tools else None,
         tool_choice="auto" if tools else None,

@@ -8,7 +8,18 @@ import re
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+from shared.errors import ServiceError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
@@ -16,43 +27,16 @@ DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"
 TRANSCRIPTION_OFF = "off"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
-# The original hello-realtime instructions, word for word.
-DEFAULT_INSTRUCTIONS = """\
-Greet the user in English, and thank them for trying the new OpenAI Realtime API.
-Give them a brief summary based on the list below, and then ask if they have any questions.
-Answer questions using the information below. For questions outside this scope,
-apologize and say you can't help with that.
----
-Short summary:
-- The Realtime API is now generally available, and has improved instruction following, voice naturalness, \
-and audio quality.
-  There are two new voices and it's easier to develop for. There's also a new telephony integration for \
-phone scenarios.
-Full list of improvements:
-- generally available (no longer in beta)
-- two new voices (Cedar and Marin)
-- improved instruction following
-- enhanced voice naturalness
-- higher audio quality
-- improved handling of alphanumerics (eg, properly understanding credit card and phone numbers)
-- support for the OpenAI Prompts API
-- support for MCP-based tools
-- auto-truncation to reduce context size
-- native telephony support, making it simple to connect voice calls to existing Realtime API applications
-- when using WebRTC, you can connect without needing an ephemeral token
-- when using WebRTC, you can now control sessions (including tool calls) from the server
-- when using WebRTC, you can now send video to the model, and it can respond based on what it sees
-- many helpful bugfixes!
-"""
-
 # Set by Lambda for the init phase: "snap-start" while a SnapStart version is initialised for its
 # snapshot (shared/snapstart.py warms everything then), "on-demand" otherwise. Read straight from the
 # environment at import, before (and whatever) the settings validate.
 LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
+Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 ObserverLaunch = Literal["lambda", "local", "off"]
 CallStoreKind = Literal["memory", "dynamodb"]
-DEFAULT_TOOLS = "end_call,transfer_call,get_current_time"
+# Your tools (shared/my_tools.py) by name; the built-ins end_call and transfer_call are always offered.
+DEFAULT_TOOLS = "get_current_time"
 # Where transfer_call sends the caller: a phone number in E.164 or a SIP URI (never the model's choice).
 TRANSFER_TARGET_PATTERN = re.compile(r"^(?:tel:\+[1-9][0-9]{6,14}|sips?:[^\s@]+@[^\s]+)$")
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -102,11 +86,12 @@ class Settings(BaseModel):
 
     # Session config.
     realtime_model: str = DEFAULT_REALTIME_MODEL
-    realtime_voice: str = "marin"
+    realtime_voice: Voice = "marin"
     # The caller's words transcribed (`audio.input.transcription`): the GA API leaves it off, and then no
     # caller turn reaches the page or the call record. "off" (or empty) turns it off.
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
-    realtime_instructions: str = ""  # empty: DEFAULT_INSTRUCTIONS
+    # A profile's own instructions (shared/agents.yaml); the file's `default` profile holds the app's text.
+    realtime_instructions: str = ""
 
     # Observer.
     observer_launch: ObserverLaunch = "lambda"
@@ -147,7 +132,7 @@ class Settings(BaseModel):
     hard_stop_grace_seconds: int = Field(default=60, ge=0, le=3600)
 
     # Server-side tools (shared/tools.py, shared/my_tools.py), run by the observer over the sideband.
-    tools: str = DEFAULT_TOOLS  # comma-separated tool names; empty = none
+    tools: str = DEFAULT_TOOLS  # comma-separated names of your tools; empty = none of them
     tool_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     tool_filler_seconds: float = Field(default=1.5, ge=0, le=30)  # then "one moment"; 0 = never
     end_call_margin_seconds: float = Field(default=1.5, ge=0, le=10)  # response.done + this, if no .stopped
@@ -245,7 +230,7 @@ class Settings(BaseModel):
 
     @property
     def instructions(self) -> str:
-        return self.realtime_instructions.strip() or DEFAULT_INSTRUCTIONS
+        return self.realtime_instructions.strip()
 
     @property
     def allowed_origin_list(self) -> tuple[str, ...]:
@@ -266,7 +251,97 @@ class Settings(BaseModel):
         return base
 
 
+# The template parameter that sets each variable in AWS, for error messages (tests/test_settings.py
+# checks this table against template.yaml).
+TEMPLATE_PARAMETERS: dict[str, str] = {
+    "ALLOWED_CALLERS": "AllowedCallers",
+    "ALLOWED_ORIGINS": "AllowedOrigins",
+    "DENIED_CALLERS": "DeniedCallers",
+    "HARD_STOP_GRACE_SECONDS": "HardStopGraceSeconds",
+    "MAX_CALLS_PER_CLIENT_PER_HOUR": "MaxCallsPerClientPerHour",
+    "MAX_CALL_MINUTES_PER_DAY": "MaxCallMinutesPerDay",
+    "MAX_CALL_SECONDS": "MaxCallSeconds",
+    "MAX_CONCURRENT_CALLS": "MaxConcurrentCalls",
+    "MCP_SERVERS": "McpServers",
+    "OPENAI_API_KEY_SECRET_ARN": "OpenAIApiKeySecretArn",
+    "OPENAI_SIGNING_SECRET_ARN": "SigningSecretArn",
+    "REALTIME_MODEL": "ModelName",
+    "REALTIME_VOICE": "Voice",
+    "RECORD_RETENTION_DAYS": "RecordRetentionDays",
+    "SECRETS_CACHE_SECONDS": "SecretsCacheSeconds",
+    "TOKEN_PRICES": "TokenPrices",
+    "TOOLS": "Tools",
+    "TRANSCRIPTION_MODEL": "TranscriptionModel",
+    "TRANSFER_TARGET": "TransferTarget",
+}
+# Variables whose value may hold a credential: an error names them but never echoes the value.
+SECRET_VARIABLES = frozenset(("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET", "MCP_SERVERS"))
+# Gone variables, and where their setting lives now.
+MOVED_VARIABLES = {
+    "REALTIME_INSTRUCTIONS": "instructions now live in shared/agents.yaml (the `instructions:` of a profile; "
+    "`default` answers every other number and the browser)",
+}
+
+
+class ConfigError(ServiceError):
+    """An invalid setting: one line naming the variable, its template parameter and what it allows."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(f"Server misconfigured: {line}")
+        self.line = line
+
+
+def _parameter_hint(variable: str) -> str:
+    parameter = TEMPLATE_PARAMETERS.get(variable)
+    return f"template parameter {parameter}" if parameter else "no template parameter: set in the environment"
+
+
+def _allowed(info: FieldInfo) -> str:
+    """What a field takes, in words: its choices, or its number range."""
+    choices = typing_args(info.annotation)
+    if choices:
+        return "allowed values: " + ", ".join(str(choice) for choice in choices)
+    bounds = {b: getattr(m, b) for m in info.metadata for b in ("ge", "gt", "le", "lt") if hasattr(m, b)}
+    kind = "a whole number" if info.annotation is int else "a number"
+    low = f"from {bounds['ge']}" if "ge" in bounds else f"above {bounds['gt']}" if "gt" in bounds else ""
+    high = f"at most {bounds['le']}" if "le" in bounds else f"below {bounds['lt']}" if "lt" in bounds else ""
+    if info.annotation in (int, float):
+        return f"allowed: {kind}" + "".join(f", {part}" for part in (low, high) if part)
+    return ""
+
+
+def typing_args(annotation: Any) -> tuple[Any, ...]:
+    from typing import get_args, get_origin
+
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line for the first invalid setting: the variable (never a secret's value) and what it allows."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    variable = field.upper()
+    info = Settings.model_fields.get(field)
+    given = error.get("input")
+    shown = "" if variable in SECRET_VARIABLES or not isinstance(given, str) else f"={given[:60]!r}"
+    allowed = _allowed(info) if info is not None and len(error["loc"]) == 1 else ""
+    reason = allowed or str(error["msg"]).removeprefix("Value error, ").removeprefix(variable).lstrip(": ")
+    inner = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"][1:])
+    return f"{variable}{inner}{shown} is invalid ({_parameter_hint(variable)}): {reason}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment; any problem is a ConfigError of one line."""
+    for variable, where in MOVED_VARIABLES.items():
+        if os.environ.get(variable, "").strip():
+            raise ConfigError(f"{variable} is no longer read: {where}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once per container (tests call `get_settings.cache_clear()`)."""
-    return Settings()
+    return load_settings()

@@ -2,8 +2,9 @@
 
 A tool is an `async def` whose one parameter is a pydantic model (its arguments) and whose docstring
 tells the model what it does; it returns a string, or anything JSON-serialisable, for the model to
-read. Users add tools in `shared/my_tools.py` and list their names in `TOOLS`. The built-ins here
-(`end_call`, `transfer_call`) return a `CallAction`: the observer carries it out (shared/../observer).
+read. Users add tools in `shared/my_tools.py` and name them in `TOOLS` (or a profile's `tools`). The
+built-ins here (`end_call`, `transfer_call`) are always offered and return a `CallAction`: the observer
+carries it out (functions/observer).
 
 `run_tool` never raises: bad arguments, unknown names, exceptions and timeouts become an error
 output the model reads (`{"error": "..."}`), so a tool can neither crash nor hang a call.
@@ -145,13 +146,14 @@ def select_tools(
     known: dict[str, Tool] | None = None,
     channel: Channel | None = None,
 ) -> dict[str, Tool]:
-    """The tools named in `TOOLS` out of `known` (default: `available_tools()`; unknown names are a
-    misconfiguration); `transfer_call` only when `TRANSFER_TARGET` is set; with `channel`, only the
-    tools offered on it. The session and the observer both choose here, so the model is offered
-    exactly the tools the observer runs."""
+    """The built-ins (`end_call`; `transfer_call` when `TRANSFER_TARGET` is set) and the tools named in
+    `TOOLS` out of `known` (default: `available_tools()`; unknown names are a misconfiguration); with
+    `channel`, only the tools offered on it. Naming a built-in is allowed and changes nothing. The
+    session and the observer both choose here, so the model is offered exactly the tools the observer
+    runs."""
     known = available_tools() if known is None else known
     chosen: dict[str, Tool] = {}
-    for name in names:
+    for name in (*(tool.name for tool in BUILT_INS), *names):
         if name not in known:
             raise ServiceError(f"Server misconfigured: TOOLS names an unknown tool {name[:40]!r}")
         if name == "transfer_call" and not transfer_target:

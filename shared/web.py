@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
 
-from shared import snapstart
+from shared import snapstart, startup
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
 
@@ -122,6 +122,8 @@ def _methods_served(request: Request) -> list[str]:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ServiceError):  # raised in a middleware (e.g. settings read by OriginPolicy)
+        return await _service_error(request, exc)
     # The trace goes to the log; the client gets no detail.
     logger.exception("unhandled error", extra={"path": request.url.path})
     return error_response(500, "Internal error")
@@ -177,6 +179,7 @@ def _ensure_event_loop() -> None:
 
 def make_handler(app: FastAPI) -> LambdaHandler:
     """The Lambda entry point for an HTTP function: API Gateway HTTP API (payload 2.0) -> ASGI app."""
+    startup.check_at_start()  # a bad setting stops the init with one line, not every request later
     _ensure_event_loop()  # Mangum looks for a loop when it is built, too
     adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
     # `_unexpected` already logged the trace as JSON; Mangum would log it again as plain text.

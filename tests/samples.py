@@ -81,3 +81,16 @@ def default_session_tools() -> dict[str, object]:
         "tools": [tools[name].schema() for name in ("end_call", "get_current_time")],
         "tool_choice": "auto",
     }
+
+
+def _default_instructions() -> str:
+    """The instructions of the shipped `default` profile (shared/agents.yaml), as sessions carry them."""
+    import yaml
+
+    from shared.agents import DEFAULT, DEFAULT_FILE
+
+    instructions: str = yaml.safe_load(DEFAULT_FILE.read_text())["agents"][DEFAULT]["instructions"]
+    return instructions.strip()
+
+
+DEFAULT_INSTRUCTIONS = _default_instructions()

@@ -35,6 +35,7 @@ from tests.conftest import (
     with_body,
 )
 from tests.fake_openai import FakeOpenAI, RecordedRequest, function_call_events
+from tests.samples import DEFAULT_INSTRUCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 CALL_ID = "rtc_agents0123456789abcdef"
@@ -113,7 +114,7 @@ def tool_names(session: dict[str, Any]) -> list[str]:
             "support",
             "You fix things.",
             "sage",
-            ["end_call", "get_current_time", "transfer_call"],  # the profile's transfer target
+            ["end_call", "transfer_call", "get_current_time"],  # the profile's transfer target
         ),
         ("tel:+12029990000", "east", "Regional line.", "marin", ["end_call", "get_current_time"]),
         # Nothing matches: default (its instructions; voice and tools from the settings).
@@ -188,7 +189,8 @@ def test_the_shipped_file_changes_nothing_for_real_numbers(env: pytest.MonkeyPat
     settings = Settings()
     registry = available_tools()
     loaded = agents.load_agents(settings, registry)
-    # Its default profile is today's settings, channel by channel.
+    # Its default profile is today's settings with the app's instructions, channel by channel.
+    settings = settings.model_copy(update={"realtime_instructions": DEFAULT_INSTRUCTIONS})
     for channel in ("sip", "webrtc", "browser"):
         assert make_session(loaded.default.settings, channel, registry) == make_session(
             settings, channel, registry

@@ -32,6 +32,19 @@ def test_http_entry_answers_202_and_starts_the_worker(launcher: RecordingLaunche
     assert [(r.call_id, r.source) for r in launcher.requests] == [(call_id, "api")]
 
 
+def test_http_entry_without_a_key_answers_like_the_other_routes(
+    launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    from shared import deps
+
+    env.delenv("OPENAI_API_KEY")
+    deps.reset()
+    result = observer_app.handler(load_event("observer_http"), FakeContext())
+    assert result["statusCode"] == 500
+    assert response_json(result) == {"error": "Server misconfigured: OPENAI_API_KEY is not set"}
+    assert launcher.requests == []  # no worker started that could only fail
+
+
 @pytest.mark.parametrize(
     ("bad_id", "status"),
     [("nope", 400), ("rtc_", 400), ("rtc_" + "x" * 300, 400), ("rtc_a%2Fb", 404)],  # %2F: no such route

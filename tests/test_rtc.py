@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 import rtc_app
-from shared.settings import DEFAULT_INSTRUCTIONS
 from tests.conftest import (
     API_KEY,
     FakeContext,
@@ -20,7 +19,7 @@ from tests.conftest import (
     with_body,
 )
 from tests.fake_openai import FakeOpenAI
-from tests.samples import default_session_tools
+from tests.samples import DEFAULT_INSTRUCTIONS, default_session_tools
 
 
 def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
@@ -39,9 +38,15 @@ def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: Record
     session = json.loads(upstream.form["session"])
     assert session == {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2.1",
         "instructions": DEFAULT_INSTRUCTIONS,
-        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        "audio": {
+            "input": {
+                "noise_reduction": {"type": "near_field"},
+                "transcription": {"model": "gpt-live-transcribe"},
+            },
+            "output": {"voice": "marin"},
+        },
         **default_session_tools(),
     }
     (observed,) = launcher.requests

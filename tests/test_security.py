@@ -18,7 +18,6 @@ from local_api.server import LocalServer, create_gateway
 from shared import deps
 from shared.log import logger
 from shared.origins import origin_allowed
-from shared.settings import DEFAULT_INSTRUCTIONS
 from tests.conftest import (
     API_KEY,
     SIGNING_SECRET,
@@ -32,7 +31,7 @@ from tests.conftest import (
 )
 from tests.fake_openai import FakeOpenAI
 from tests.output_audit import AUDIT
-from tests.samples import default_session_tools
+from tests.samples import DEFAULT_INSTRUCTIONS, default_session_tools
 
 PAGE_ORIGIN = "https://abc123defg.execute-api.us-east-1.amazonaws.com"  # the host of the sample events
 SERVER_SESSION = {

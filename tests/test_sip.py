@@ -9,7 +9,6 @@ import pytest
 
 import sip_app
 from shared import metrics
-from shared.settings import DEFAULT_INSTRUCTIONS
 from tests.conftest import (
     API_KEY,
     SIGNING_SECRET,
@@ -23,7 +22,7 @@ from tests.conftest import (
     with_body,
 )
 from tests.fake_openai import FakeOpenAI
-from tests.samples import default_session_tools
+from tests.samples import DEFAULT_INSTRUCTIONS, default_session_tools
 
 CALL_ID = "rtc_sip0123456789abcdef"
 

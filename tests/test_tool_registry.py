@@ -161,11 +161,20 @@ def test_each_channel_gets_its_own_tools() -> None:
     assert "mcp-credential-123" not in repr(settings)
 
 
-def test_no_transfer_tool_without_a_target_and_none_at_all_when_tools_is_empty() -> None:
+def test_no_transfer_tool_without_a_target_and_only_the_built_ins_when_tools_is_empty() -> None:
     assert names(make_session(Settings(), "sip").to_json()) == ["end_call", "get_current_time"]
-    bare = make_session(Settings(tools=""), "sip").to_json()
-    assert "tools" not in bare
-    assert "tool_choice" not in bare
+    assert names(make_session(Settings(tools=""), "sip").to_json()) == ["end_call"]
+    target = "tel:+12025550199"
+    assert names(make_session(Settings(tools="", transfer_target=target), "sip").to_json()) == [
+        "end_call",
+        "transfer_call",
+    ]
+    # Naming a built-in changes nothing: TOOLS lists your tools, the built-ins are always there.
+    assert names(make_session(Settings(tools="end_call,get_current_time"), "sip").to_json()) == [
+        "end_call",
+        "get_current_time",
+    ]
+    assert names(make_session(Settings(tools=""), "browser").to_json()) == []
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shared import deps
+from shared import deps, startup
 from shared.errors import UpstreamError
 from shared.log import logger
 from shared.upstream import CALL_ID_PATTERN
 
 _loop: list[asyncio.AbstractEventLoop] = []  # one per container: the OpenAI client pools per loop
+startup.check_at_start()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import snapstart
+from shared import snapstart, startup
 
 
 def _import_both_entry_points() -> None:
@@ -32,4 +32,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return run_worker(event, context)
 
 
+startup.check_at_start()
 snapstart.prepare(prime=_import_both_entry_points)

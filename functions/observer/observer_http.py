@@ -40,6 +40,8 @@ async def observe_call(
     request: Request, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)]
 ) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
+    # The worker needs the key for the sideband: without one, say so now, as /rtc and /token do.
+    deps.secret_store().api_key()
     deps.observer_launcher().launch(ObserveRequest(call_id=call_id, source="api"))
     return JSONResponse(ObserverStarting(call_id=call_id, status="starting").model_dump(), status_code=202)
 
