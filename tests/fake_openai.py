@@ -1019,12 +1019,17 @@ class FakeOpenAI:
         return JSONResponse(plan, status_code=201)
 
     async def _control_call_status(self, request: Request, recorded: RecordedRequest) -> Response:
+        """What the fake saw of a call, each item with ``at`` (the fake's monotonic clock, seconds)."""
         call_id = str(request.path_params["call_id"])
         prefix = f"{_CALLS_PATH}/{call_id}/"
         with self._lock:
             if call_id not in self.known_calls:
                 return _call_not_found(call_id)
-            actions = [r.path.removeprefix(prefix) for r in self.requests if r.path.startswith(prefix)]
+            actions = [
+                {"action": r.path.removeprefix(prefix), "at": r.received_at}
+                for r in self.requests
+                if r.path.startswith(prefix)
+            ]
             sidebands = [s for s in self.sidebands if s.call_id == call_id]
         return JSONResponse(
             {
@@ -1032,9 +1037,13 @@ class FakeOpenAI:
                 "actions": actions,  # accept, hangup, ... as the stack asked for them, in order
                 "sidebands": [
                     {
-                        "open": s.closed_at is None,
-                        "server_events": list(s.server_events),
-                        "client_events": [event for _, event in s.client_events],
+                        "opened_at": s.opened_at,
+                        "closed_at": s.closed_at,
+                        "server_events": [
+                            {"at": at, "event": event}
+                            for at, event in zip(s.server_event_times, s.server_events, strict=False)
+                        ],
+                        "client_events": [{"at": at, "event": event} for at, event in s.client_events],
                     }
                     for s in sidebands
                 ],
