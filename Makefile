@@ -1,4 +1,5 @@
-# The two commands a user needs: `make dev` (serve locally) and `make test` (everything CI checks).
+# The commands a user needs: `make demo` + `make call` (a first call, all local), `make dev` (serve
+# locally against OpenAI), `make test` (everything CI checks), `make deploy` (to AWS).
 SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python)
 VENV ?= .venv
@@ -6,17 +7,29 @@ BIN := $(VENV)/bin
 SAM_VENV ?= .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
+# The local stack's port and the fake OpenAI's (make dev, make demo, make call); the environment's win.
+PORT ?= 3000
+FAKE_PORT ?= 9100
+# make call: the dialed number (required) and the caller (fictional: +1 NXX 555-0100..0199).
+TO ?=
+FROM ?= +12125550123
 # sam build needs a python3.13 on PATH (the Lambda runtime); find-python prefers it.
 BUILD_PATH := $(dir $(PYTHON)):$(PATH)
 
-.PHONY: help install browser dev fake test lint unit e2e e2e-isolated template build bench events clean
+.PHONY: help install browser dev demo call fake test lint unit e2e e2e-isolated template build deploy bench \
+	events clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+# Two stamps: what serving locally needs (make dev, demo, call), and on top of it the test toolchain.
+$(BIN)/.local-installed: requirements.txt requirements-local.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.local-installed requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -41,11 +54,17 @@ browser: ## make sure Chromium is installed for the browser tests (apt-get on De
 	fi; \
 	test -x "$(CHROMIUM)" || { echo "apt-get ran but $(CHROMIUM) is still missing" >&2; exit 1; }
 
-dev: $(BIN)/.installed ## serve every route and the page on http://127.0.0.1:$${PORT:-3000}
-	$(BIN)/python -m local_api
+dev: $(BIN)/.local-installed ## serve every route and the page on http://127.0.0.1:3000 (PORT=...) with .env's OpenAI key
+	$(BIN)/python -m local_api --port $(PORT)
 
-fake: $(BIN)/.installed ## run the fake OpenAI (real WebRTC peer) on 127.0.0.1:9100 (then: OPENAI_BASE_URL=http://127.0.0.1:9100/v1 OPENAI_API_KEY=sk-test-fake make dev)
-	$(BIN)/python -m tests.fake_openai --port 9100 --webrtc
+demo: $(BIN)/.local-installed ## the local stack on :3000 wired to a fake OpenAI on :9100: no AWS, no key (Ctrl-C stops both)
+	$(BIN)/python -m scripts.demo serve --port $(PORT) --fake-port $(FAKE_PORT)
+
+call: $(BIN)/.local-installed ## a SIP call into `make demo` with a tool call, then its record: make call TO=+12125550150
+	$(BIN)/python -m scripts.demo call --port $(PORT) --fake-port $(FAKE_PORT) --to "$(TO)" --from "$(FROM)"
+
+fake: $(BIN)/.local-installed ## only the fake OpenAI (real WebRTC peer) on 127.0.0.1:9100 (FAKE_PORT=...)
+	$(BIN)/python -m tests.fake_openai --port $(FAKE_PORT) --webrtc
 
 test: lint unit template ## lint, type-check, all tests, template checks
 
@@ -72,6 +91,9 @@ template: $(SAM_VENV)/.installed ## cfn-lint and sam validate --lint
 
 build: $(SAM_VENV)/.installed ## sam build (offline-capable, arm64 wheels, no Docker)
 	PATH="$(BUILD_PATH)" $(SAM) build
+
+deploy: build ## sam build, then sam deploy --guided (asks for the stack's settings; needs AWS credentials)
+	$(SAM) deploy --guided
 
 bench: $(BIN)/.installed build ## performance figures vs targets (a few minutes; writes artifacts/bench.json)
 	$(BIN)/python -m bench.run

@@ -1,22 +1,25 @@
 """Read the deployed stack's call records from its operator API (`GET /calls`, `GET /calls/{call_id}`).
 
-Usage:
-    python -m scripts.calls list [--limit N] [--all] [--json] [--url URL | --stack NAME]
-    python -m scripts.calls show CALL_ID [--json] [--url URL | --stack NAME]
+Usage (options go before or after the command; without one, `list`):
+    python -m scripts.calls [--url URL | --stack NAME] list [--limit N] [--all] [--json]
+    python -m scripts.calls [--url URL | --stack NAME] show CALL_ID [--json]
+    python -m scripts.calls --url http://127.0.0.1:3000 show CALL_ID      (the local stack: make dev/demo)
 
-The API is found from `--url`, else `--stack NAME` (the stack's `CallsApiUrl` output, read with
-CloudFormation's DescribeStacks), else the `CALLS_API_URL` environment variable. Its routes use AWS_IAM
-auth: every request is signed with SigV4 (service `execute-api`) by botocore, with the credentials and
-region of the default AWS session (`--profile`, `--region` override them; for an execute-api URL the
-region comes from its host name). The caller needs `execute-api:Invoke` on the two routes.
+The API is found from `--url` (the stack's base URL or its `.../calls`), else `--stack NAME` (the stack's
+`CallsApiUrl` output, read with CloudFormation's DescribeStacks), else the `CALLS_API_URL` environment
+variable. Its routes use AWS_IAM auth: every request is signed with SigV4 (service `execute-api`) by
+botocore, with the credentials and region of the default AWS session (`--profile`, `--region` override
+them; for an execute-api URL the region comes from its host name). The caller needs
+`execute-api:Invoke` on the two routes. The local stack (127.0.0.1, localhost) takes loopback requests
+without a signature: nothing is signed for it and no AWS credentials are needed (`--sign` signs anyway).
 
 Requests go out through botocore's own HTTP session, not httpx: the request botocore signs is the very
 object it sends (no second library re-encoding the URL or headers under the signature), and it honours
 the same proxy and CA-bundle settings as the AWS CLI.
 
-Errors (no credentials, 403 from IAM, an unknown call, the network) are one line on stderr and exit
-code 1. Nothing printed ever holds a credential: server messages are cut to their first line and the
-session's keys are masked in them.
+Errors (no credentials, 403 from IAM, an unknown call, the network, an answer that is not the calls
+API's) are one line on stderr and exit code 1. Nothing printed ever holds a credential: server
+messages are cut to their first line and the session's keys are masked in them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.httpsession import URLLib3Session
 from botocore.utils import get_environ_proxies
+
+from local_api.server import is_loopback
 
 URL_VARIABLE = "CALLS_API_URL"
 STACK_OUTPUT = "CallsApiUrl"
@@ -62,31 +67,47 @@ class CliError(Exception):
     """A failure the operator can act on: printed as one line, exit code 1."""
 
 
+def needs_signature(url: str) -> bool:
+    """API Gateway wants SigV4; the local stack (local_api) serves loopback clients unsigned."""
+    host = urlsplit(url).hostname or ""
+    return not (host == "localhost" or is_loopback(host))
+
+
+def calls_url(url: str) -> str:
+    """The `.../calls` URL from the stack's base URL or from `.../calls` itself (trailing / ignored)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise CliError(f"not an http(s) URL: {url!r}")
+    base = url.split("?", 1)[0].rstrip("/")
+    return base if base.endswith("/calls") else base + "/calls"
+
+
 # ---- the API --------------------------------------------------------------------------------------------
 
 
 class CallsApi:
-    """Signed GETs against the operator API at `base_url` (the `CallsApiUrl`, ending in /calls)."""
+    """GETs against the operator API at `base_url` (the stack's base URL or its `CallsApiUrl`, ending in
+    /calls): SigV4-signed with `session`'s credentials, or unsigned with no session (the local stack)."""
 
-    def __init__(self, base_url: str, session: Session, region: str | None) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise CliError(f"not an http(s) URL: {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        host_region = EXECUTE_API_HOST.match(parts.hostname or "")
+    def __init__(self, base_url: str, session: Session | None, region: str | None) -> None:
+        self.base_url = calls_url(base_url)
+        host_region = EXECUTE_API_HOST.match(urlsplit(self.base_url).hostname or "")
         # An explicit --region wins; else the host's own region, since a signature for another fails.
-        self.region = region or (host_region.group(1) if host_region else None) or session.region_name
-        if not self.region:
-            raise CliError("no AWS region: pass --region or set AWS_REGION")
+        self.region = region or (host_region.group(1) if host_region else None)
+        if session is not None:
+            self.region = self.region or session.region_name
+            if not self.region:
+                raise CliError("no AWS region: pass --region or set AWS_REGION")
         self._session = session
         # `verify` may be a CA bundle's path (botocore's endpoints pass one); its stubs say bool only.
-        verify: Any = _ca_bundle(session)
+        verify: Any = _ca_bundle(session) if session is not None else True
         self._http = URLLib3Session(
             verify=verify, proxies=get_environ_proxies(self.base_url), timeout=TIMEOUT
         )
         self._secrets: list[str] = []
 
     def _credentials(self) -> ReadOnlyCredentials:
+        assert self._session is not None  # only signed requests ask
         try:
             credentials: Credentials | None = self._session.get_credentials()
             frozen = None if credentials is None else credentials.get_frozen_credentials()
@@ -101,14 +122,17 @@ class CallsApi:
         return frozen
 
     def get(self, path: str = "", query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-        """GET base_url + path (?query), signed; returns the status and the JSON object answered."""
+        """GET base_url + path (?query), signed unless `session` is None; returns the status and the
+        JSON object answered."""
         # Encoded the way SigV4 canonicalizes it (RFC 3986, `quote`), so the signed query is the one sent.
         url = self.base_url + path + ("?" + urlencode(query, quote_via=quote) if query else "")
         request = AWSRequest(method="GET", url=url, headers={"Accept": "application/json"})
-        SigV4Auth(self._credentials(), "execute-api", self.region).add_auth(request)
+        if self._session is not None and self.region:
+            SigV4Auth(self._credentials(), "execute-api", self.region).add_auth(request)
         try:
             response = self._http.send(request.prepare())
             status, content = response.status_code, response.content
+            content_type = response.headers.get("content-type") or "no content type"
         except BotoCoreError as exc:
             raise CliError(
                 f"cannot reach the calls API at {self.base_url}: {self._scrub(str(exc))}"
@@ -116,10 +140,18 @@ class CallsApi:
         try:
             body = json.loads(content) if content else {}
         except ValueError:
-            body = {"message": content.decode("utf-8", "replace")}
+            body = None
         if not isinstance(body, dict):
-            raise CliError(f"unexpected answer from {url} ({status}): not a JSON object")
+            raise self.not_the_api(
+                f"HTTP {status}, {self._scrub(content_type.split(';')[0])}, not a JSON object"
+            )
         return status, body
+
+    def not_the_api(self, what: str) -> CliError:
+        return CliError(
+            f"{self.base_url} did not answer like the calls API ({what}): "
+            "--url takes the stack's base URL or its CallsApiUrl"
+        )
 
     def _scrub(self, text: str) -> str:
         """One line, no credential: API Gateway's signature errors quote the canonical request,
@@ -148,6 +180,8 @@ class CallsApi:
             status, body = self.get("", query)
             if status != 200:
                 raise self.refusal(status, body, "listing calls")
+            if not isinstance(body.get("calls"), list):
+                raise self.not_the_api("HTTP 200, a JSON object without a calls list")
             yield body
             cursor = body.get("next_cursor")
             if not follow or not cursor:
@@ -162,6 +196,8 @@ class CallsApi:
             raise CliError(f"no call {call_id!r}: {self._scrub(str(body['error']))} (404)")
         if status != 200:
             raise self.refusal(status, body, f"reading call {call_id!r}")
+        if body.get("call_id") != call_id:
+            raise self.not_the_api("HTTP 200, a JSON object that is not this call's record")
         return body
 
 
@@ -300,20 +336,52 @@ def _page_size(value: str) -> int:
     return number
 
 
+def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes. Declared on the main parser (with defaults) and again on each
+    command without defaults (SUPPRESS), so they may come before or after the command and a value
+    given before it is not reset after it."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--url",
+        default=default(None),
+        help=f"the stack's base URL or its {STACK_OUTPUT} (.../calls); default ${URL_VARIABLE}",
+    )
+    where.add_argument(
+        "--stack",
+        default=default(None),
+        help=f"read the URL from this CloudFormation stack's {STACK_OUTPUT} output",
+    )
+    parser.add_argument(
+        "--region",
+        default=default(None),
+        help="AWS region to sign for (default: the URL's, else the session's)",
+    )
+    parser.add_argument(
+        "--profile", default=default(None), help="AWS profile for the credentials (default: the usual chain)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the API's JSON instead of a table"
+    )
+    parser.add_argument(
+        "--sign",
+        action="store_true",
+        default=default(False),
+        help="sign a loopback URL too (e.g. a tunnel to API Gateway); default: only other hosts",
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    where = common.add_mutually_exclusive_group()
-    where.add_argument(
-        "--url", help=f"the operator API's URL (the {STACK_OUTPUT} output); default ${URL_VARIABLE}"
-    )
-    where.add_argument("--stack", help=f"read the URL from this CloudFormation stack's {STACK_OUTPUT} output")
-    common.add_argument("--region", help="AWS region to sign for (default: the URL's, else the session's)")
-    common.add_argument("--profile", help="AWS profile for the credentials (default: the usual chain)")
-    common.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-
+    _common_options(common, defaults=False)
     parser = argparse.ArgumentParser(prog="python -m scripts.calls", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", parents=[common], help="the latest calls, newest first")
+    _common_options(parser, defaults=True)
+    parser.set_defaults(command="list", limit=20, all=False)  # no command: the latest calls
+    commands = parser.add_subparsers(dest="command", metavar="{list,show}")
+    listing = commands.add_parser("list", parents=[common], help="the latest calls, newest first (default)")
     listing.add_argument(
         "--limit", type=_page_size, default=20, help=f"calls per page (1..{PAGE_MAX}, default 20)"
     )
@@ -323,20 +391,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+def _session(args: argparse.Namespace) -> Session:
     try:
-        session = Session(profile_name=args.profile, region_name=args.region)
+        return Session(profile_name=args.profile, region_name=args.region)
     except BotoCoreError as exc:
         raise CliError(str(exc)) from None
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if args.url:
         url = args.url
     elif args.stack:
-        url = api_url_from_stack(session, args.stack)
+        url = api_url_from_stack(_session(args), args.stack)
     else:
         url = os.environ.get(URL_VARIABLE, "")
         if not url:
             raise CliError(f"which API? pass --url or --stack NAME, or set {URL_VARIABLE}")
-    api = CallsApi(url, session, args.region)
+    url = calls_url(url)
+    # The local stack (loopback) takes unsigned requests: no AWS session, so no credentials needed.
+    signed = args.sign or needs_signature(url)
+    api = CallsApi(url, _session(args) if signed else None, args.region)
 
     if args.command == "show":
         record = api.call(args.call_id)

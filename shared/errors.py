@@ -39,9 +39,18 @@ class UpstreamError(ServiceError):
 
     status_code = 502
 
-    def __init__(self, reason: str, *, upstream_status: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        upstream_status: int | None = None,
+        upstream_code: str | None = None,
+        upstream_message: str = "",
+    ) -> None:
         super().__init__(reason)
         self.upstream_status = upstream_status
+        self.upstream_code = upstream_code  # OpenAI's error.code, e.g. "invalid_offer"
+        self.upstream_message = redact(upstream_message)
 
 
 class UpstreamTimeout(UpstreamError):

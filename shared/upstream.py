@@ -13,11 +13,14 @@ from typing import Any
 import httpx
 
 from shared import tls
-from shared.errors import UpstreamError, UpstreamTimeout, redact
+from shared.errors import ClientError, UpstreamError, UpstreamTimeout, redact
 from shared.secrets import SecretStore
 from shared.settings import Settings
 
 CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
+# OpenAI's error.code for an offer it cannot answer ("Invalid SDP offer. Please try again with a
+# WHIP-compliant offer."): the browser's doing, so a 400 in our words, not a 502.
+INVALID_OFFER = "invalid_offer"
 
 
 def make_headers(api_key: str, content_type: str | None = None) -> dict[str, str]:
@@ -78,9 +81,15 @@ class OpenAIClient:
     async def create_call(self, offer_sdp: str, session: dict[str, Any]) -> CreatedCall:
         """POST /realtime/calls (multipart sdp + session) -> the SDP answer and the new call id."""
         files = {"sdp": (None, offer_sdp), "session": (None, json.dumps(session))}
-        response = await self._send(
-            lambda key: self._http().post("/realtime/calls", files=files, headers=make_headers(key))
-        )
+        try:
+            response = await self._send(
+                lambda key: self._http().post("/realtime/calls", files=files, headers=make_headers(key))
+            )
+        except UpstreamError as exc:
+            if exc.upstream_status == 400 and exc.upstream_code == INVALID_OFFER:
+                reason = exc.upstream_message or "invalid offer"
+                raise ClientError(400, f"OpenAI refused the SDP offer: {reason}") from None
+            raise
         call_id = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
         if not CALL_ID_PATTERN.match(call_id):
             raise UpstreamError("Upstream answer had no usable call id", upstream_status=response.status_code)
@@ -129,9 +138,12 @@ class OpenAIClient:
                 response = await _guarded(request, fresh)
         if response.is_success:
             return response
+        message, code = _error_detail(response)
         raise UpstreamError(
-            f"OpenAI answered {response.status_code}: {_error_message(response)}",
+            f"OpenAI answered {response.status_code}: {message or response.reason_phrase or 'error'}",
             upstream_status=response.status_code,
+            upstream_code=code,
+            upstream_message=message,
         )
 
 
@@ -154,13 +166,16 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The upstream's own error message when it sent one (OpenAI error JSON), else the reason phrase."""
+def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    """The upstream's own error message and code when it sent them (OpenAI error JSON), else ("", None)."""
     try:
-        data = response.json()
-        message = data["error"]["message"]
-        if isinstance(message, str) and message:
-            return redact(message)
+        error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
-        pass
-    return response.reason_phrase or "error"
+        return "", None
+    if not isinstance(error, dict):
+        return "", None
+    message, code = error.get("message"), error.get("code")
+    return (
+        redact(message) if isinstance(message, str) else "",
+        code if isinstance(code, str) else None,
+    )

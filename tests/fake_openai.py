@@ -13,6 +13,12 @@ thread) and records everything it receives. Endpoints, all under ``/v1``:
   ``mcp_call_events``, ``dtmf_event``, ``audio_stopped_event``); with ``sideband_replies`` each
   ``response.create`` the client sends is answered with a short spoken response.
 - ``GET /v1/_health`` -> 200 ``ok`` (no auth).
+- ``POST /v1/_fake/calls`` (no auth; the fake only listens on loopback): register a pending SIP call
+  that plays a short scripted conversation (``demo_call_script``: the caller asks, the model calls a
+  tool, then ``end_call``) with spoken replies to the observer's ``response.create``s; body (all
+  optional) ``{"call_id", "tool", "tool_arguments", "end_call", "caller_says"}`` -> 201
+  ``{"call_id", ...}``. ``GET /v1/_fake/calls/{call_id}`` -> what the fake saw of that call so far
+  (control requests, sideband events). ``scripts/local_call.py`` (``make call``) drives both.
 
 With ``FakeOpenAI(webrtc=True)`` (``--webrtc``) the SDP answer of ``/v1/realtime/calls`` is a real
 one from an aiortc peer (see ``tests/fake_webrtc.py``; recordings in ``FakeOpenAI.webrtc_calls``)
@@ -71,6 +77,7 @@ __all__ = [
     "SidebandSession",
     "audio_stopped_event",
     "default_sideband_script",
+    "demo_call_script",
     "dtmf_event",
     "function_call_events",
     "main",
@@ -438,6 +445,45 @@ def audio_stopped_event(response_id: str = "") -> dict[str, Any]:
     return {"type": "output_audio_buffer.stopped", "response_id": response_id}
 
 
+DEMO_TOOL = "get_current_time"
+DEMO_TOOL_ARGUMENTS = '{"timezone": "Europe/Paris"}'
+DEMO_CALLER_SAYS = "What time is it in Paris?"
+# What the "model" says to each response.create of a demo call: the greeting, after the tool, goodbye.
+DEMO_REPLIES = (
+    "Hello! You are talking to the fake OpenAI on this machine.",
+    "Thanks, I have the tool's answer.",
+    "Goodbye!",
+)
+
+
+def demo_call_script(
+    tool: str | None = DEMO_TOOL,
+    arguments: str = DEMO_TOOL_ARGUMENTS,
+    *,
+    caller_says: str = DEMO_CALLER_SAYS,
+    end_call: bool = True,
+) -> list[dict[str, Any] | float]:
+    """A short call: (the greeting is the reply to the observer's first response.create) the caller
+    asks, the model calls ``tool`` with ``arguments``, then ``end_call`` (so the observer hangs up)."""
+    said = _new_id("item_")
+    script: list[dict[str, Any] | float] = [
+        1.0,  # the observer's greeting is answered first
+        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 1000, "item_id": said},
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": said,
+            "content_index": 0,
+            "transcript": caller_says,
+        },
+    ]
+    if tool:
+        script += function_call_events(_new_id("call_"), tool, arguments)
+        script.append(1.5)  # the tool's output and the model's answer to it
+    if end_call:
+        script += function_call_events(_new_id("call_"), "end_call", "{}")
+    return script
+
+
 # --------------------------------------------------------------------------- the fake
 
 
@@ -477,6 +523,7 @@ class FakeOpenAI:
             from tests.fake_webrtc import WebRTCPeers
 
             self.webrtc = WebRTCPeers(default_sideband_script)
+            self.webrtc.on_closed = self._end_call_sidebands
         self.requests: list[RecordedRequest] = []
         self.sidebands: list[SidebandSession] = []
         self.known_calls: set[str] = set()
@@ -506,6 +553,12 @@ class FakeOpenAI:
                     methods=_ALL_METHODS,
                 ),
                 WebSocketRoute("/v1/realtime", self._sideband),
+                Route("/v1/_fake/calls", self._http(self._control_new_call, auth=False), methods=["POST"]),
+                Route(
+                    "/v1/_fake/calls/{call_id}",
+                    self._http(self._control_call_status, auth=False),
+                    methods=["GET"],
+                ),
                 Route("/{path:path}", self._http(self._not_found, auth=False), methods=_ALL_METHODS),
             ]
         )
@@ -522,6 +575,13 @@ class FakeOpenAI:
         self.refer_outcome: str = "transfer"
         # WebRTC mode: whether CORS lets a page read Location (real OpenAI: unconfirmed).
         self.cors_expose_location: bool = True
+        # Per call (POST /v1/_fake/calls): its sideband script, and its spoken replies (in order, then
+        # "Okay."); a call listed here gets replies even with ``sideband_replies`` off.
+        self.call_scripts: dict[str, list[dict[str, Any] | str | bytes | float]] = {}
+        self.call_replies: dict[str, list[str]] = {}
+        # What POST /v1/_fake/calls scripts when its body does not say (``--tool``, ``--tool-args``).
+        self.demo_tool: str | None = DEMO_TOOL
+        self.demo_tool_arguments: str = DEMO_TOOL_ARGUMENTS
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -925,6 +985,71 @@ class FakeOpenAI:
                 ended.set()  # open sidebands of this call close now (the id stays in known_calls)
         return Response(b"", status_code=200)
 
+    def _end_call_sidebands(self, call_id: str) -> None:
+        """The WebRTC peer of ``call_id`` went away: its open sidebands close (on the server loop)."""
+        for ended in self._call_ended.get(call_id, []):
+            ended.set()
+
+    # ----------------------------------------------------------------- control (make call)
+
+    async def _control_new_call(self, request: Request, recorded: RecordedRequest) -> Response:
+        body = recorded.json if recorded.body.strip() else {}
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.")
+        call_id = body.get("call_id") or _new_id("rtc_")
+        tool = body.get("tool", self.demo_tool)
+        arguments = body.get("tool_arguments", self.demo_tool_arguments)
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        caller_says = body.get("caller_says", DEMO_CALLER_SAYS)
+        end_call = body.get("end_call", True)
+        if not (isinstance(call_id, str) and re.fullmatch(r"rtc_[A-Za-z0-9_-]{1,200}", call_id)):
+            return _error(400, "Invalid 'call_id': expected rtc_ and letters or digits.", param="call_id")
+        if not (tool is None or isinstance(tool, str)) or not isinstance(caller_says, str):
+            return _error(400, "Invalid 'tool' or 'caller_says': expected strings.")
+        if not isinstance(end_call, bool):
+            return _error(400, "Invalid 'end_call': expected a boolean.", param="end_call")
+        script = demo_call_script(tool or None, arguments, caller_says=caller_says, end_call=end_call)
+        self.register_call(call_id)
+        with self._lock:
+            self.call_scripts[call_id] = list(script)
+            self.call_replies[call_id] = list(DEMO_REPLIES)
+        logger.info("pending call %s: tool %s(%s), end_call %s", call_id, tool, arguments, end_call)
+        plan = {"call_id": call_id, "tool": tool, "tool_arguments": arguments, "end_call": end_call}
+        return JSONResponse(plan, status_code=201)
+
+    async def _control_call_status(self, request: Request, recorded: RecordedRequest) -> Response:
+        """What the fake saw of a call, each item with ``at`` (the fake's monotonic clock, seconds)."""
+        call_id = str(request.path_params["call_id"])
+        prefix = f"{_CALLS_PATH}/{call_id}/"
+        with self._lock:
+            if call_id not in self.known_calls:
+                return _call_not_found(call_id)
+            actions = [
+                {"action": r.path.removeprefix(prefix), "at": r.received_at}
+                for r in self.requests
+                if r.path.startswith(prefix)
+            ]
+            sidebands = [s for s in self.sidebands if s.call_id == call_id]
+        return JSONResponse(
+            {
+                "call_id": call_id,
+                "actions": actions,  # accept, hangup, ... as the stack asked for them, in order
+                "sidebands": [
+                    {
+                        "opened_at": s.opened_at,
+                        "closed_at": s.closed_at,
+                        "server_events": [
+                            {"at": at, "event": event}
+                            for at, event in zip(s.server_event_times, s.server_events, strict=False)
+                        ],
+                        "client_events": [{"at": at, "event": event} for at, event in s.client_events],
+                    }
+                    for s in sidebands
+                ],
+            }
+        )
+
     # ----------------------------------------------------------------- sideband
 
     async def _sideband_denial(self, websocket: WebSocket) -> Response | None:
@@ -974,8 +1099,13 @@ class FakeOpenAI:
         with self._lock:
             self.sidebands.append(session)
             config = dict(self._call_sessions.get(call_id, {"type": "realtime"}))
+            per_call = self.call_scripts.pop(call_id, None)
             script = copy.deepcopy(
-                self.sideband_scripts.pop(0) if self.sideband_scripts else self.sideband_script
+                per_call
+                if per_call is not None
+                else self.sideband_scripts.pop(0)
+                if self.sideband_scripts
+                else self.sideband_script
             )
             interval, hold, abrupt = (
                 self.sideband_event_interval,
@@ -1082,8 +1212,10 @@ class FakeOpenAI:
                 continue
             session.client_events.append((received_at, event))
             logger.info("sideband %s <- %s", session.call_id, event.get("type"))
-            if event.get("type") == "response.create" and self.sideband_replies:
-                reply = asyncio.create_task(self._reply(send_event))
+            if event.get("type") == "response.create" and (
+                self.sideband_replies or session.call_id in self.call_replies
+            ):
+                reply = asyncio.create_task(self._reply(send_event, self._reply_text(session.call_id)))
                 self._replies.add(reply)
                 reply.add_done_callback(self._replies.discard)
             if event.get("type") == "session.update" and isinstance(event.get("session"), dict):
@@ -1092,7 +1224,14 @@ class FakeOpenAI:
                     send_event, {"type": "session.updated", "session": copy.deepcopy(session_state)}
                 )
 
-    async def _reply(self, send_event: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def _reply_text(self, call_id: str) -> str:
+        with self._lock:
+            queued = self.call_replies.get(call_id)
+            return queued.pop(0) if queued else "Okay."
+
+    async def _reply(
+        self, send_event: Callable[[dict[str, Any]], Awaitable[None]], transcript: str = "Okay."
+    ) -> None:
         """A short spoken answer to a response.create; playback ends ``reply_audio_seconds`` later."""
         resp = _new_id("resp_")
         audio = self.reply_audio_seconds
@@ -1101,7 +1240,7 @@ class FakeOpenAI:
                 "type": "response.created",
                 "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
             },
-            {"type": "response.output_audio_transcript.done", "response_id": resp, "transcript": "Okay."},
+            {"type": "response.output_audio_transcript.done", "response_id": resp, "transcript": transcript},
             {
                 "type": "response.done",
                 "response": {"object": "realtime.response", "id": resp, "status": "completed"},
@@ -1124,6 +1263,16 @@ class FakeOpenAI:
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+def _json_object_text(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1153,6 +1302,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--webrtc", action="store_true", help="answer offers with a real aiortc peer (tone + oai-events)"
     )
+    parser.add_argument(
+        "--tool",
+        default=DEMO_TOOL,
+        help="the tool the model calls in calls made with POST /v1/_fake/calls (make call), before "
+        "end_call; '' for none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--tool-args",
+        default=DEMO_TOOL_ARGUMENTS,
+        type=_json_object_text,
+        metavar="JSON",
+        help="that tool call's arguments, a JSON object (default %(default)s)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
@@ -1161,6 +1323,7 @@ def main(argv: list[str] | None = None) -> None:
     fake.sideband_hold_seconds = args.hold
     fake.sideband_event_interval = args.interval
     fake.sideband_abrupt_close = args.abrupt_close
+    fake.demo_tool, fake.demo_tool_arguments = args.tool or None, args.tool_args
     for call_id in args.call:
         fake.register_call(call_id)
     fake.start()

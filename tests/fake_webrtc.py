@@ -137,6 +137,9 @@ class WebRTCPeers:
         # (what a browser sees when no secure media path can be set up).
         self.wrong_fingerprint = False
         self.calls: dict[str, WebRTCCall] = {}
+        # Told the call id when a peer goes away (the browser left or the media path failed): the fake
+        # then ends the call's sideband, as OpenAI does when a WebRTC call ends.
+        self.on_closed: Callable[[str], None] | None = None
         self._peers: dict[str, RTCPeerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -264,6 +267,8 @@ class WebRTCPeers:
             call.closed = True
         if pc is not None:
             await pc.close()
+            if self.on_closed is not None:
+                self.on_closed(call_id)
 
     async def close_all(self) -> None:
         for call_id in list(self._peers):

@@ -258,8 +258,9 @@ class Result:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
+    """The CLI against API Gateway's stand-in: on 127.0.0.1, so `--sign` (loopback is otherwise unsigned)."""
     capsys.readouterr()
-    code = cli.main(list(argv))
+    code = cli.main([*argv, "--sign"])
     out, err = capsys.readouterr()
     for secret in (SECRET_KEY, SESSION_TOKEN, "Signature="):
         assert secret not in out + err, "a credential reached the output"
@@ -570,7 +571,7 @@ def test_the_module_runs_as_python_dash_m(api: tuple[FakeCallsApi, str]) -> None
     command = [sys.executable, "-m", "scripts.calls"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     done = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-        [*command, "list", "--all", "--limit", "2", "--url", url],
+        [*command, "list", "--all", "--limit", "2", "--url", url, "--sign"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -580,7 +581,11 @@ def test_the_module_runs_as_python_dash_m(api: tuple[FakeCallsApi, str]) -> None
     assert len(done.stdout.splitlines()) == 4
     assert [s.verdict for s in fake.seen] == ["ok", "ok"]
     done = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-        [*command, "show", "rtc_4040", "--url", url], cwd=ROOT, env=env, capture_output=True, text=True
+        [*command, "--sign", "show", "rtc_4040", "--url", url],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "calls: no call 'rtc_4040': No such call (404)\n"
@@ -596,3 +601,126 @@ def test_limit_is_checked_before_any_request(
     assert stopped.value.code == 2  # argparse's usage error
     assert f"argument --limit: '{limit}': a whole number 1..100" in capsys.readouterr().err
     assert fake.seen == []
+
+
+# ---- the local stack (make dev / make demo): loopback, unsigned ----------------------------------------
+
+
+@pytest.fixture
+def local_stack(env: pytest.MonkeyPatch) -> Iterator[str]:
+    """The local stack with one finished call recorded; its base URL. No AWS credentials at all."""
+    from local_api.server import LocalServer, create_gateway
+    from shared import deps
+    from shared.records import CallMeta, RecordBatch, turn
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.delenv(name, raising=False)
+    env.setenv("AWS_PROFILE", "nobody")  # a profile that does not exist: any Session() would fail
+    deps.reset()
+    meta = CallMeta(
+        call_id="rtc_local0001",
+        source="sip",
+        caller="+1212***0123",
+        dialed="+1212***0150",
+        agent="default",
+        model="gpt-realtime",
+        started_at=1_800_000_000.0,
+    )
+    batch = RecordBatch(turns=[turn("caller", "Hello there", 30)])
+    batch.ended_at, batch.end_reason = 1_800_000_030.0, "caller_hung_up"
+    with LocalServer(create_gateway()) as server:  # create_gateway resets deps: record after it
+        deps.record_store().write(meta, batch, first=True)
+        yield server.url
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "{base}", "list"],
+        ["list", "--url", "{base}/"],
+        ["--url", "{base}/calls"],  # no command: list
+        ["--json", "--url", "{base}", "show", "rtc_local0001"],
+        ["show", "rtc_local0001", "--url", "{base}/calls/", "--json"],
+        ["--url", "{base}", "show", "rtc_local0001"],
+    ],
+)
+def test_the_local_stack_needs_no_credentials_and_options_go_anywhere(
+    local_stack: str, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code = cli.main([arg.format(base=local_stack) for arg in argv])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    if "--json" in argv:
+        assert json.loads(out)["end_reason"] == "caller_hung_up"
+    elif "show" in argv:
+        assert "end reason caller_hung_up" in out
+        assert "caller     Hello there" in out
+    else:
+        assert out.splitlines()[1].startswith("rtc_local0001  2027-01-15 08:00:00  sip")
+
+
+def test_options_before_the_command_are_not_reset_after_it(local_stack: str) -> None:
+    args = cli.parse_args(["--json", "--url", local_stack, "show", "rtc_x"])
+    assert (args.json, args.url, args.command, args.call_id) == (True, local_stack, "show", "rtc_x")
+    args = cli.parse_args(["--url", "http://a", "list", "--url", "http://b"])
+    assert args.url == "http://b"  # the later one wins, as with any repeated option
+
+
+class AnyAnswer(BaseHTTPRequestHandler):
+    """Answers every GET with the class's status, content type and body (not the calls API)."""
+
+    answer: tuple[int, str, bytes] = (200, "text/html", b"<!doctype html><title>page</title>")
+
+    def do_GET(self) -> None:
+        status, content_type, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("answer", "argv", "what"),
+    [
+        (
+            (200, "text/html; charset=utf-8", b"<html>page</html>"),
+            ["list"],
+            "HTTP 200, text/html, not a JSON object",
+        ),
+        ((200, "application/json", b"[1, 2]"), ["list"], "HTTP 200, application/json, not a JSON object"),
+        (
+            (200, "application/json", b'{"ok": true}'),
+            ["list"],
+            "HTTP 200, a JSON object without a calls list",
+        ),
+        (
+            (200, "application/json", b'{"call_id": "rtc_other"}'),
+            ["show", "rtc_local0001"],
+            "HTTP 200, a JSON object that is not this call's record",
+        ),
+        ((502, "text/html", b"<html>Bad gateway</html>"), ["list"], "HTTP 502, text/html, not a JSON object"),
+    ],
+)
+def test_an_answer_that_is_not_the_calls_api_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], answer: tuple[int, str, bytes], argv: list[str], what: str
+) -> None:
+    handler = type("Handler", (AnyAnswer,), {"answer": answer})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            code = cli.main([*argv, "--url", base])
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == (
+        f"calls: {base}/calls did not answer like the calls API ({what}): "
+        "--url takes the stack's base URL or its CallsApiUrl\n"
+    )

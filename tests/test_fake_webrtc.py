@@ -15,6 +15,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
+from local_api.server import LocalServer, create_gateway
+from shared import deps
 from tests.conftest import API_KEY
 from tests.fake_openai import FakeOpenAI
 from tests.fake_webrtc import ToneTrack, loopback_only
@@ -168,3 +170,54 @@ def test_default_fake_keeps_its_plain_behaviour(fake_server: FakeOpenAI) -> None
     assert "access-control-allow-origin" not in response.headers
     assert fake_server.webrtc_calls == {}
     assert httpx.options(f"{fake_server.base_url}/realtime/calls").status_code == 405
+
+
+async def _connect_through_rtc_then_leave(fake: FakeOpenAI, stack_url: str) -> str:
+    """Call through the local stack's /rtc like the page, wait for the call's sideband, then hang up
+    the way a closing tab does: close the peer connection (DTLS close_notify), nothing else."""
+    loopback_only()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(ToneTrack())
+    pc.createDataChannel("oai-events")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{stack_url}/rtc", content=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+        )
+    assert response.status_code == 200, response.text
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+    call_id = response.headers["x-call-id"]
+
+    def ready() -> bool:
+        opened = [s for s in fake.sidebands if s.call_id == call_id and s.closed_at is None]
+        return pc.connectionState == "connected" and bool(opened) and bool(opened[0].client_events)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if ready():
+            break
+        await asyncio.sleep(0.02)
+    assert ready()
+    await pc.close()
+    return call_id
+
+
+def test_when_the_browser_leaves_the_sideband_closes_and_the_record_ends(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("OBSERVER_GREETING_DELAY_MS", "0")
+    deps.reset()
+    fake.sideband_hold_seconds = -1  # as `make demo` runs it: only the call's end closes the sideband
+    with LocalServer(create_gateway()) as server:
+        call_id = asyncio.run(asyncio.wait_for(_connect_through_rtc_then_leave(fake, server.url), 20))
+        assert fake.wait_for(lambda: all(s.closed_at is not None for s in fake.sidebands), timeout=10)
+        assert fake.webrtc_calls[call_id].closed
+
+        def ended() -> bool:
+            response = httpx.get(f"{server.url}/calls/{call_id}")
+            return response.status_code == 200 and response.json()["end_reason"] is not None
+
+        assert fake.wait_for(ended, timeout=10)
+        record = httpx.get(f"{server.url}/calls/{call_id}").json()
+    assert (record["source"], record["end_reason"]) == ("webrtc", "caller_hung_up")
+    assert fake.requests_to(f"/{call_id}/hangup") == []  # nobody hung up: the browser left

@@ -27,6 +27,7 @@ EXPECTED_ROUTES = {
     ("POST", "/sip", "SipFunction"),
     ("POST", "/observer/{call_id}", "ObserverFunction"),
     ("GET", "/", "PageFunction"),
+    ("GET", "/favicon.ico", "PageFunction"),
     ("GET", "/calls", "CallsFunction"),
     ("GET", "/calls/{call_id}", "CallsFunction"),
 }
@@ -108,6 +109,13 @@ def test_page_is_served(server: LocalServer) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'id="start"' in response.text
+
+
+def test_the_favicon_is_an_icon_not_a_404(server: LocalServer) -> None:
+    response = httpx.get(f"{server.url}/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
 
 
 def test_build_event_shapes_a_v2_event() -> None:

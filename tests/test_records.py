@@ -629,6 +629,58 @@ def test_a_live_call_is_recorded_while_it_lasts(env: pytest.MonkeyPatch, fake: F
     assert (record.end_reason, [t.text for t in record.turns]) == ("caller_hung_up", ["still here"])
 
 
+class CountingStore(MemoryRecordStore):
+    """Counts the writes (each one is a DynamoDB update in AWS)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, meta: CallMeta, batch: RecordBatch, *, first: bool = True) -> None:
+        self.writes += 1
+        super().write(meta, batch, first=first)
+
+
+def test_a_finished_turn_is_written_long_before_the_periodic_flush_and_a_burst_is_one_write(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI
+) -> None:
+    env.setenv("RECORD_FLUSH_SECONDS", "15")  # the default: only a turn's end can write sooner
+    deps.reset()
+    call_id = "rtc_recturn0001"
+    fake.register_call(call_id)
+    said = {"type": "conversation.item.input_audio_transcription.completed", "transcript": ""}
+    burst = [{**said, "transcript": f"burst {n}"} for n in range(6)]
+    fake.sideband_script = [{**said, "transcript": "hello"}, 1.5, *burst]
+    fake.sideband_hold_seconds = -1
+    store = CountingStore()
+    started = time.monotonic()
+    with deps.record_store.override(store):
+        thread = threading.Thread(
+            target=lambda: observer_app.handler(worker_event(call_id), FakeContext()), daemon=True
+        )
+        thread.start()
+
+        def live_turns() -> list[str]:
+            record = store.get_call(call_id)
+            return [] if record is None else [t.text for t in record.turns]
+
+        assert fake.wait_for(lambda: live_turns() == ["hello"], timeout=5)
+        assert time.monotonic() - started < 5  # not the 15 s flush
+        assert fake.wait_for(lambda: len(live_turns()) == 7, timeout=5)
+        assert time.monotonic() - started < 10
+        # The session's first write, "hello", the burst: the six burst turns arrive within 0.1 s, and
+        # turns are written at most once a second, so the burst is one or two writes, not six.
+        assert store.writes <= 4
+        httpx.post(
+            f"{fake.base_url}/realtime/calls/{call_id}/hangup",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        thread.join(timeout=10)
+    record = store.get_call(call_id)
+    assert record is not None
+    assert record.end_reason == "caller_hung_up"
+
+
 class Flaky(MemoryRecordStore):
     """Refuses the next `failures` writes, then behaves."""
 

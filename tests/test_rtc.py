@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import rtc_app
+from shared import deps
 from tests.conftest import (
     API_KEY,
     FakeContext,
@@ -138,6 +139,40 @@ def test_upstream_errors_become_502_with_a_short_reason(
     result = rtc_app.handler(load_event("rtc"), FakeContext())
     assert result["statusCode"] == 502
     assert response_json(result) == {"error": f"OpenAI answered {upstream_status}: {reason}"}
+    assert launcher.requests == []
+
+
+# What OpenAI answers an offer it cannot use (quoted in github.com/espressif/esp-webrtc-solution/issues/17).
+REFUSED_OFFER = {
+    "error": {
+        "message": "Invalid SDP offer. Please try again with a WHIP-compliant offer.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_offer",
+    }
+}
+
+
+def test_an_offer_openai_refuses_is_a_400_in_our_words(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
+    fake.fail_next("/realtime/calls", 400, REFUSED_OFFER)
+    result = rtc_app.handler(load_event("rtc"), FakeContext())
+    assert result["statusCode"] == 400
+    refusal = REFUSED_OFFER["error"]["message"]
+    assert response_json(result) == {"error": f"OpenAI refused the SDP offer: {refusal}"}
+    assert len(fake.requests_to("/realtime/calls")) == 1
+    assert launcher.requests == []
+
+
+def test_the_webrtc_fake_refuses_a_malformed_offer_and_rtc_says_so(
+    webrtc_fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("OPENAI_BASE_URL", webrtc_fake.base_url)
+    deps.reset()
+    event = with_body(load_event("rtc"), b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n")  # no ICE, no DTLS
+    result = rtc_app.handler(event, FakeContext())
+    assert result["statusCode"] == 400
+    reason = response_json(result)["error"]
+    assert reason.startswith("OpenAI refused the SDP offer: Invalid SDP offer")
     assert launcher.requests == []
 
 

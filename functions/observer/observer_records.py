@@ -2,8 +2,9 @@
 
 The reader hands it the finished transcripts, `response.done` (usage) and `session.created|updated`
 (the model, for the cost estimate); `ToolCalls` hands it each answered tool call. It writes once the
-session is open (creating the record, so a live call is listed), then every `flush_seconds`, before a
-hand-off and at the end, always off the event loop (boto3 blocks). A failed write is logged and
+session is open (creating the record, so a live call is listed), then every `flush_seconds` or sooner
+when a turn ends (at most one write per TURN_FLUSH_SPACING_SECONDS, so a burst of turns is one write),
+before a hand-off and at the end, always off the event loop (boto3 blocks). A failed write is logged and
 counted (`RecordWriteFailures`); its batch is retried with the next one; it never breaks the call.
 """
 
@@ -31,6 +32,9 @@ END_REASONS: dict[str, EndReason] = {
     "transfer_failed": "error",
 }
 SESSION_EVENTS = ("session.created", "session.updated")
+# A finished turn is written this long after the previous write at the earliest: an operator watching a
+# live call sees each turn within about a second, and a burst of events still costs one write.
+TURN_FLUSH_SPACING_SECONDS = 1.0
 
 
 class Recorder:
@@ -53,6 +57,7 @@ class Recorder:
         self._retrying = False  # the pending batch holds one that failed once
         self._open = asyncio.Event()
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # a turn ended, or stop: the next write need not wait the full period
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -75,6 +80,7 @@ class Recorder:
             if isinstance(text, str) and text.strip():
                 speaker: Role = "caller" if role == "caller" else "assistant"
                 self._pending.turns.append(turn(speaker, text.strip(), self.retention_days))
+                self._wake.set()
 
     def on_tool_call(self, name: str, arguments: str, output: str, *, ok: bool, ms: float) -> None:
         self._pending.tool_calls.append(
@@ -91,9 +97,23 @@ class Recorder:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._open.wait(), self.flush_seconds)
         while not self._stop.is_set():
+            self._wake.clear()  # before the write: a turn that ends during it wakes the next one
+            written_at = time.monotonic()
             await self.flush()
+            await self._until_next_flush(written_at)
+
+    async def _until_next_flush(self, written_at: float) -> None:
+        """`flush_seconds` after the last write, or once a turn has ended (but not before
+        TURN_FLUSH_SPACING_SECONDS after that write), or at stop."""
+        period = max(0.0, written_at + self.flush_seconds - time.monotonic())
+        try:
+            await asyncio.wait_for(self._wake.wait(), period)
+        except TimeoutError:
+            return  # the periodic write
+        spacing = written_at + TURN_FLUSH_SPACING_SECONDS - time.monotonic()
+        if spacing > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.flush_seconds)
+                await asyncio.wait_for(self._stop.wait(), spacing)
 
     async def flush(self) -> None:
         async with self._lock:
@@ -105,6 +125,7 @@ class Recorder:
         """Stop the periodic writes, letting one in flight finish (the end is written by `finish`)."""
         self._stop.set()
         self._open.set()
+        self._wake.set()
         if self._task is not None:
             await self._task
 
