@@ -39,13 +39,17 @@ def emf(out: str) -> list[dict[str, Any]]:
 
 
 def points(docs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    found = []
+    """The data points of `name`, each as a document of its own (a request's one document holds every
+    metric it emitted, a directive per dimension set: shared/audit.py)."""
+    found: list[dict[str, Any]] = []
     for doc in docs:
-        (directive,) = doc["_aws"]["CloudWatchMetrics"]
-        if any(m["Name"] == name for m in directive["Metrics"]):
-            assert directive["Namespace"] == metrics.NAMESPACE
-            assert set(directive["Dimensions"][0]) <= set(doc)  # every dimension has its value
-            found.append(doc)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            if any(m["Name"] == name for m in directive["Metrics"]):
+                assert directive["Namespace"] == metrics.NAMESPACE
+                assert set(directive["Dimensions"][0]) <= set(doc)  # every dimension has its value
+                own = [m for m in directive["Metrics"] if m["Name"] == name]
+                view = {**doc, "_aws": {**doc["_aws"], "CloudWatchMetrics": [{**directive, "Metrics": own}]}}
+                found.extend({**view, name: [value]} for value in doc[name])
     return found
 
 
