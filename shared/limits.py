@@ -1,6 +1,6 @@
 """Spend limits: calls per client per hour on /rtc and /token, call minutes per UTC day for the stack.
 
-Counters live in the call store (`CallsTable`, shared/store.py), each one atomic conditional `ADD`
+Counters live in the call store (`CallsTable`, shared/store/), each one atomic conditional `ADD`
 (no read-then-write race, so the limits hold exactly across instances), removed by TTL:
 
 - `limit#client#<client>#<UTC hour>`: the /rtc and /token requests (together) of one source IP that
