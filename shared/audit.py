@@ -100,7 +100,7 @@ def merge(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: list[dict[str, Any]] = []
     for document in documents:
         if not any(_absorb(into, document) for into in merged):
-            merged.append(json.loads(json.dumps(document)))  # a copy: later points are added to it
+            merged.append(document)  # each point's document is new: later points may be added to it
     return merged
 
 

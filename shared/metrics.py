@@ -1,4 +1,4 @@
-"""CloudWatch metrics as Embedded Metric Format documents (Powertools' EMF serializer).
+"""CloudWatch metrics as Embedded Metric Format documents (the shape Powertools' EMF serializer writes).
 
 Inside a request every data point joins the request's one EMF document, written when it ends
 (shared/audit.py); outside one (the observer worker, background threads) each point is written to
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from shared import audit
 
@@ -53,17 +53,21 @@ def emit(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dim
 
 
 def point(name: str, value: float, unit: MetricUnit, **dimensions: str) -> dict[str, Any]:
-    """The EMF document of one data point."""
+    """The EMF document of one data point, as Powertools' `single_metric` writes it. Built here: a
+    request's points share one document with a directive per dimension set (shared/audit.py), which
+    Powertools' serializer (one dimension set per document) cannot write, and its provider costs
+    ~50 µs per point to set up."""
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "hello-realtime")
-    emf = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=service)
-    emf.add_metric(name=name, unit=unit, value=value)
-    emf.add_dimension("service", service)
-    if name in ROLLED_UP and dimensions:
-        emf.add_dimensions(service=service, **dimensions)
-    else:
-        for key, dimension in dimensions.items():
-            emf.add_dimension(key, dimension)
-    return dict(emf.serialize_metric_set())
+    keys = ["service", *dimensions]
+    # A rolled-up metric's point counts in the total (`service` only) and in its breakdown.
+    sets = [["service"], keys] if name in ROLLED_UP and dimensions else [keys]
+    directive = {"Namespace": NAMESPACE, "Dimensions": sets, "Metrics": [{"Name": name, "Unit": unit.value}]}
+    return {
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},
+        "service": service,
+        **dimensions,
+        name: [float(value)],
+    }
 
 
 def seconds(name: str, value: float, **dimensions: str) -> None:

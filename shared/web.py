@@ -203,7 +203,7 @@ def make_handler(app: FastAPI) -> LambdaHandler:
         # when one process serves concurrent requests (`make dev`).
         return contextvars.copy_context().run(invoke, event, context)
 
-    # The adapter, not `handler`: Powertools' decorator would mark the snapshot's cold start as spent.
+    # The adapter, not `handler`: that would mark the snapshot's cold start as spent (`_is_cold_start`).
     snapstart.prepare(prime=lambda: _prime(adapter))
     return handler
 
