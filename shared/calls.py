@@ -15,7 +15,7 @@ from shared.log import logger
 from shared.policy import BUSY, CallerPolicy
 from shared.session import SessionConfig, check_sip_session
 from shared.settings import Settings
-from shared.store import CallStore
+from shared.store import Counters
 from shared.upstream import OpenAIClient
 
 # A concurrency slot outlives the call limit by this much, in case its observer never releases it.
@@ -67,7 +67,7 @@ async def answer_call(
     *,
     client: OpenAIClient,
     session: SessionConfig,
-    store: CallStore,
+    store: Counters,
     policy: CallerPolicy,
     settings: Settings,
     webhook_sent_at: str = "",

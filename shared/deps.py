@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from shared import background, snapstart
 from shared.hard_stop import HardStop
 from shared.launcher import (
     DisabledObserverLauncher,
@@ -264,6 +265,13 @@ def settle(timeout: float) -> None:
     stop = hard_stop.peek()
     if stop is not None:
         stop.settle(timeout)
+
+
+# SnapStart warms the singletons at init and forgets secrets and connections around a snapshot; every
+# invocation waits (bounded) for call-start work left in the background. Registered by importing this.
+snapstart.on_init(warm)
+snapstart.on_restore(forget_secrets_and_connections)
+background.on_settle(settle)
 
 
 def reset() -> None:

@@ -13,6 +13,7 @@ logged and never fails the call (the observer still enforces the limit).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import math
@@ -94,7 +95,11 @@ class HardStop:
         if not self.enabled:
             return None
         plan = self.plan(call_id, time.time() if started_at is None else started_at, limit_seconds)
-        thread = threading.Thread(target=self.create, args=(plan,), name=f"hard-stop-{call_id}", daemon=True)
+        # With the request's context: its log keys (and its audit record, while the request is open).
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(self.create, plan), name=f"hard-stop-{call_id}", daemon=True
+        )
         thread.start()
         self._pending = [t for t in self._pending if t.is_alive()] + [thread]
         return thread

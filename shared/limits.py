@@ -1,6 +1,6 @@
 """Spend limits: calls per client per hour on /rtc and /token, call minutes per UTC day for the stack.
 
-Counters live in the call store (`CallsTable`, shared/store.py), each one atomic conditional `ADD`
+Counters live in the call store (`CallsTable`, shared/store/), each one atomic conditional `ADD`
 (no read-then-write race, so the limits hold exactly across instances), removed by TTL:
 
 - `limit#client#<client>#<UTC hour>`: the /rtc and /token requests (together) of one source IP that
@@ -11,7 +11,8 @@ Counters live in the call store (`CallsTable`, shared/store.py), each one atomic
   (`MAX_CALL_MINUTES_PER_DAY`). Each call start *reserves* its length up front,
   `min(MAX_CALL_SECONDS or 60 min, what is left)`, so the budget can never be overshot; the observer
   hangs up at the granted length and gives back what the call did not use when it ends. With fewer
-  than `MIN_GRANT_SECONDS` left, calls are refused (/rtc 429 until midnight UTC, /sip 486).
+  than `MIN_GRANT_SECONDS` left (or MAX_CALL_SECONDS, when calls are shorter than that), calls are
+  refused (/rtc 429 until midnight UTC, /sip 486).
 
 /token mints a key for a browser session that no observer watches: it counts against the client limit
 and is refused when the day's minutes are used up, but reserves nothing (its minutes are not counted).
@@ -23,21 +24,22 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared import deps, metrics
+from shared import metrics
 from shared.errors import ServiceError, TooManyRequests
 from shared.hard_stop import OPENAI_MAX_SESSION_SECONDS
 from shared.log import logger
 from shared.settings import Settings
-from shared.store import CallStore
-from shared.store import Grant as Grant  # re-exported: the routes and the observer speak of limits.Grant
+from shared.store.counters import Counters
+from shared.store.counters import Grant as Grant  # re-exported: routes and the observer speak of limits.Grant
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-MIN_GRANT_SECONDS = 30  # a shorter call is no use to anyone: refuse instead
+MIN_GRANT_SECONDS = 30  # a shorter call is no use to anyone: refuse instead (unless calls are shorter)
 CLIENT_RECORD_SLACK_SECONDS = 300  # a client counter outlives its hour by this much (clock skew)
 DAY_RECORD_SECONDS = 3 * 24 * 3600  # a day's budget stays for refunds of calls that began on it
 TOO_MANY_FROM_CLIENT = "Too many calls from this client; try again later"
@@ -70,7 +72,7 @@ def client_id(request: Request) -> str:
     return hashlib.sha256((host or "unknown").encode()).hexdigest()[:16]
 
 
-def check_client(store: CallStore, settings: Settings, client: str, now: float | None = None) -> None:
+def check_client(store: Counters, settings: Settings, client: str, now: float | None = None) -> None:
     """Count one request of `client` this UTC hour; 429 once it is over MAX_CALLS_PER_CLIENT_PER_HOUR."""
     limit = settings.max_calls_per_client_per_hour
     if not limit:
@@ -86,19 +88,18 @@ def check_client(store: CallStore, settings: Settings, client: str, now: float |
         raise TooManyRequests(TOO_MANY_FROM_CLIENT, math.ceil(hour_end - now))
 
 
-def reserve(store: CallStore, settings: Settings, now: float | None = None) -> Grant | None:
+def reserve(store: Counters, settings: Settings, now: float | None = None) -> Grant | None:
     """Reserve a call's length on today's minutes budget: the grant, or None when it is used up.
     NO_GRANT (and no store call) when there is no daily limit."""
     limit_minutes = settings.max_call_minutes_per_day
     if not limit_minutes:
         return NO_GRANT
     day = _day(time.time() if now is None else now)
-    want = settings.max_call_seconds or OPENAI_MAX_SESSION_SECONDS
     reserved = store.reserve_seconds(
         _budget_key(day),
-        want=want,
+        want=_call_seconds(settings),
         limit=limit_minutes * 60,
-        minimum=MIN_GRANT_SECONDS,
+        minimum=_min_grant(settings),
         expires_at=_day_expiry(day),
     )
     if reserved is None:
@@ -110,7 +111,7 @@ def reserve(store: CallStore, settings: Settings, now: float | None = None) -> G
     return Grant(seconds=granted, day=day)
 
 
-def reserve_or_refuse(store: CallStore, settings: Settings, now: float | None = None) -> Grant:
+def reserve_or_refuse(store: Counters, settings: Settings, now: float | None = None) -> Grant:
     """`reserve`, with a 429 (Retry-After: the seconds to midnight UTC) when the minutes are used up."""
     now = time.time() if now is None else now
     grant = reserve(store, settings, now)
@@ -119,18 +120,18 @@ def reserve_or_refuse(store: CallStore, settings: Settings, now: float | None = 
     return grant
 
 
-def check_minutes_left(store: CallStore, settings: Settings, now: float | None = None) -> None:
+def check_minutes_left(store: Counters, settings: Settings, now: float | None = None) -> None:
     """429 when today's minutes are used up (no reservation: /token's browser sessions)."""
     limit_minutes = settings.max_call_minutes_per_day
     if not limit_minutes:
         return
     now = time.time() if now is None else now
-    if store.seconds_used(_budget_key(_day(now))) > limit_minutes * 60 - MIN_GRANT_SECONDS:
+    if store.seconds_used(_budget_key(_day(now))) > limit_minutes * 60 - _min_grant(settings):
         _minutes_refused(limit_minutes)
         raise TooManyRequests(MINUTES_USED_UP, _seconds_to_midnight(now))
 
 
-def refund(grant: Grant, used_seconds: float = 0.0, *, store: CallStore | None = None) -> None:
+def refund(grant: Grant, used_seconds: float = 0.0, *, store: Counters) -> None:
     """Give back what a call did not use of its grant (all of it: the call never started) to the
     budget of the day it was reserved on. Nothing to do without a reservation. Never raises: a lost
     refund leaves the minutes spent, which errs on the safe side."""
@@ -140,7 +141,7 @@ def refund(grant: Grant, used_seconds: float = 0.0, *, store: CallStore | None =
     if back <= 0:
         return
     try:
-        used = (store or deps.call_store()).refund_seconds(_budget_key(grant.day), back)
+        used = store.refund_seconds(_budget_key(grant.day), back)
     except ServiceError as exc:
         logger.error("call minutes not refunded", extra={"seconds": back, "reason": exc.reason})
         return
@@ -149,24 +150,33 @@ def refund(grant: Grant, used_seconds: float = 0.0, *, store: CallStore | None =
         _report(used)
 
 
-def admit_rtc(request: Request) -> Grant:
-    """/rtc, before any upstream call: the client limit, then the call's minutes."""
-    settings = deps.settings()
+def admit_rtc(request: Request, settings: Settings, call_store: Callable[[], Counters]) -> Grant:
+    """/rtc, before any upstream call: the client limit, then the call's minutes. `call_store` builds
+    the store, only when a limit is set."""
     if not enabled(settings):
         return NO_GRANT
-    store = deps.call_store()
+    store = call_store()
     check_client(store, settings, client_id(request))
     return reserve_or_refuse(store, settings)
 
 
-def admit_token(request: Request) -> None:
-    """/token, before any upstream call: the client limit, and no key once the day's minutes are used."""
-    settings = deps.settings()
+def admit_token(request: Request, settings: Settings, call_store: Callable[[], Counters]) -> None:
+    """/token, before any upstream call: the client limit, and no key once the day's minutes are used.
+    `call_store` builds the store, only when a limit is set."""
     if not enabled(settings):
         return
-    store = deps.call_store()
+    store = call_store()
     check_client(store, settings, client_id(request))
     check_minutes_left(store, settings)
+
+
+def _call_seconds(settings: Settings) -> int:
+    return settings.max_call_seconds or OPENAI_MAX_SESSION_SECONDS
+
+
+def _min_grant(settings: Settings) -> int:
+    """The shortest grant worth a call: never more than the call's own limit (MAX_CALL_SECONDS)."""
+    return min(MIN_GRANT_SECONDS, _call_seconds(settings))
 
 
 def _minutes_refused(limit_minutes: int) -> None:

@@ -144,7 +144,7 @@ class Settings(BaseModel):
     # Agent profiles per dialed number (shared/agents.py): a YAML file; empty = shared/agents.yaml.
     agents_file: str = ""
 
-    # Call records (shared/records.py): one per call, in RECORDS_TABLE_NAME (DynamoDB, CALL_STORE=dynamodb)
+    # Call records (shared/records/): one per call, in RECORDS_TABLE_NAME (DynamoDB, CALL_STORE=dynamodb)
     # or in process. Kept RECORD_RETENTION_DAYS days (TTL); 0 = records without transcript text, tool
     # arguments or tool results, kept METADATA_RETENTION_DAYS.
     records_table_name: str = ""

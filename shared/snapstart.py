@@ -5,7 +5,8 @@ published, snapshots the initialised memory, and starts every new execution envi
 snapshot. So, for each function:
 
 - at a SnapStart init (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`), `prepare()` builds what the first
-  request would otherwise build: every process singleton this function's settings call for (boto3
+  request would otherwise build (by the `on_init` hooks: shared/deps.py registers its `warm`): every
+  process singleton this function's settings call for (boto3
   clients and the secret provider, the call store, the session config, the OpenAI client object; no
   connection is opened and no secret is read), the TLS context, the modules the first outgoing
   request would import, and one request through the app that needs no upstream (Starlette builds its
@@ -60,6 +61,7 @@ REQUEST_PATH_MODULES = (
 _lock = threading.Lock()
 _registered = False
 _restore_callbacks: list[Hook] = []
+_init_callbacks: list[Hook] = []
 
 
 def is_snapstart_init() -> bool:
@@ -73,22 +75,28 @@ def prepare(prime: Hook | None = None) -> None:
     _register_hooks()
     if not is_snapstart_init():
         return
-    from shared import deps
-
-    built = deps.warm()
     tls.client_context()  # loading the CA bundle is ~30 ms of the first outgoing connection
     for name in REQUEST_PATH_MODULES:
         importlib.import_module(name)
     if prime is not None:
-        prime()
+        prime()  # first: it may import the modules that register `on_init` hooks (the observer's)
+    built = [callback() for callback in list(_init_callbacks)]
     logger.debug("snapstart init warmed", extra={"built": built})
+
+
+def on_init(callback: Hook) -> None:
+    """Run `callback` at a SnapStart init (after `prime`): to build what the first request would."""
+    with _lock:
+        if callback not in _init_callbacks:
+            _init_callbacks.append(callback)
 
 
 def on_restore(callback: Hook) -> None:
     """Also run `callback` after every restore (and before the snapshot): for module-level caches that
     may hold a secret or a connection, such as sip's verifier cache."""
     with _lock:
-        _restore_callbacks.append(callback)
+        if callback not in _restore_callbacks:
+            _restore_callbacks.append(callback)
 
 
 def before_snapshot() -> None:
@@ -103,9 +111,6 @@ def after_restore() -> None:
 
 
 def _forget_secrets_and_connections() -> None:
-    from shared import deps
-
-    deps.forget_secrets_and_connections()
     for callback in list(_restore_callbacks):
         callback()
 

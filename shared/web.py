@@ -9,13 +9,15 @@ signed webhook bytes are checked by the routes themselves, so `openapi_extra` do
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
+from aws_lambda_powertools.logging.logger import _is_cold_start
 from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from mangum import Mangum
@@ -27,11 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
 
-from shared import snapstart, startup
+from shared import audit, background, snapstart, startup
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
 
-SETTLE_SECONDS = 2.0  # at most this long after the response for background work (shared/deps.py settle)
+SETTLE_SECONDS = 2.0  # at most this long after the response for background work (shared/background.py)
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # Responses of these types go back to API Gateway as plain text, not base64 (the SDP answer above all).
@@ -185,22 +187,36 @@ def make_handler(app: FastAPI) -> LambdaHandler:
     # `_unexpected` already logged the trace as JSON; Mangum would log it again as plain text.
     logging.getLogger("mangum.http").setLevel(logging.CRITICAL)
 
-    @logger.inject_lambda_context(clear_state=True)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _ensure_event_loop()
-        try:
-            return adapter(event, context)
-        finally:
-            # Lambda freezes the container once this returns: let call-start work still running in
-            # the background (a hard-stop schedule being created) finish first, within a bound.
-            # Only functions that use `shared.deps` can have any, and the page never imports it.
-            deps = sys.modules.get("shared.deps")
-            if deps is not None:
-                deps.settle(SETTLE_SECONDS)
+        _log_keys_of(context)
+        http = event.get("requestContext", {}).get("http", {})
+        with audit.request(method=http.get("method", ""), path=event.get("rawPath", "")) as record:
+            try:
+                answer = adapter(event, context)
+            finally:
+                # Lambda freezes the container once this returns: let call-start work still running in
+                # the background (a hard-stop schedule being created) finish first, within a bound.
+                background.settle(SETTLE_SECONDS)
+            record.fields["status"] = answer.get("statusCode")
+        return answer
 
-    # The adapter, not `handler`: Powertools' decorator would mark the snapshot's cold start as spent.
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Each invocation in its own context: its log keys and its audit record are its alone, even
+        # when one process serves concurrent requests (`make dev`).
+        return contextvars.copy_context().run(invoke, event, context)
+
+    # The adapter, not `handler`: that would mark the snapshot's cold start as spent (`_is_cold_start`).
     snapstart.prepare(prime=lambda: _prime(adapter))
     return handler
+
+
+def _log_keys_of(context: Any) -> None:
+    """The Lambda context's keys (function name, request id, cold start) on this invocation's lines:
+    what Powertools' `inject_lambda_context` adds, kept per invocation instead of process-wide."""
+    logger.thread_safe_clear_keys()
+    lambda_keys = build_lambda_context_model(context).__dict__
+    logger.thread_safe_append_keys(cold_start=_is_cold_start(), **lambda_keys)
 
 
 # A request no route matches: it reaches no upstream, reads no secret, and answers 404, yet it makes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import threading
@@ -81,3 +82,32 @@ def test_every_http_function_is_a_fastapi_app(module: str) -> None:
     ).stdout.split()
     # A FastAPI app, and the deployed app serves neither /openapi.json nor /docs.
     assert out == ["True", "None", "None"]
+
+
+def _reaches_for_deps(tree: ast.AST) -> list[int]:
+    """Lines that import shared.deps (any spelling) or look it up by name (sys.modules["shared.deps"])."""
+    return [getattr(node, "lineno", 0) for node in ast.walk(tree) if _is_deps(node)]
+
+
+def _is_deps(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.module == "shared.deps" or (
+            node.module == "shared" and any(a.name == "deps" for a in node.names)
+        )
+    if isinstance(node, ast.Import):
+        return any(a.name == "shared.deps" for a in node.names)
+    return isinstance(node, ast.Constant) and node.value == "shared.deps"
+
+
+def test_only_the_functions_reach_for_deps() -> None:
+    # shared/ is what the functions compose: it takes what it needs as arguments (or registers hooks
+    # that deps installs), so a remixer can read and reuse any of it without the process singletons.
+    offenders = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / "shared").rglob("*.py"))
+        if path != ROOT / "shared" / "deps.py"
+        if (lines := _reaches_for_deps(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert offenders == {}
+    users = [p for p in (ROOT / "functions").rglob("*.py") if _reaches_for_deps(ast.parse(p.read_text()))]
+    assert len(users) >= 5  # the scan does see real imports: rtc, token, sip, hangup, calls, observer

@@ -31,6 +31,7 @@ import sip_app
 import token_app
 from local_api.events import build_event
 from local_api.routes import Route, load_template, read_routes
+from shared import webhooks
 from shared.errors import ClientError
 from tests import tally
 from tests.conftest import SIGNING_SECRET, FakeContext, RecordingLauncher, load_event, with_body
@@ -87,7 +88,7 @@ def test_verifier_only_ever_refuses_with_401(
 ) -> None:
     headers = {"webhook-id": msg_id, "webhook-timestamp": timestamp, "webhook-signature": signature}
     with pytest.raises(ClientError) as refused:
-        sip_app._verify(body, headers, SIGNING_SECRET)
+        webhooks.verify(body, headers, SIGNING_SECRET)
     assert (refused.value.status_code, refused.value.reason) == (401, "Invalid signature")
     tally.record("fuzz: webhook verifier", tried=1)
 
@@ -103,11 +104,11 @@ def test_signed_bodies_verify_and_any_flipped_bit_does_not(body: bytes, position
         "webhook-signature": Webhook(SIGNING_SECRET).sign("msg_fuzz", now, text),
     }
     raw = text.encode()
-    sip_app._verify(raw, headers, SIGNING_SECRET)  # no exception: verified
+    webhooks.verify(raw, headers, SIGNING_SECRET)  # no exception: verified
     flipped = bytearray(raw)
     flipped[position % len(flipped)] ^= 1 << bit
     with pytest.raises(ClientError):
-        sip_app._verify(bytes(flipped), headers, SIGNING_SECRET)
+        webhooks.verify(bytes(flipped), headers, SIGNING_SECRET)
     tally.record("fuzz: webhook verifier", tried=1)
 
 

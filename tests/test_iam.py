@@ -46,7 +46,7 @@ HANGUP_SCHEDULES = (
 CREATE_SCHEDULE = ("scheduler:CreateSchedule", HANGUP_SCHEDULES)
 DELETE_SCHEDULE = ("scheduler:DeleteSchedule", HANGUP_SCHEDULES)
 PASS_SCHEDULER_ROLE = ("iam:PassRole", "HangupSchedulerRole.Arn")
-# shared/store.py: conditional single-item writes and reads on the calls table, nothing else.
+# shared/store/: conditional single-item writes and reads on the calls table, nothing else.
 CALLS_TABLE = {
     (f"dynamodb:{action}", "CallsTable.Arn") for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
 }
@@ -54,7 +54,7 @@ CALLS_TABLE = {
 UPDATE_CALLS_TABLE = ("dynamodb:UpdateItem", "CallsTable.Arn")
 READ_CALLS_TABLE = ("dynamodb:GetItem", "CallsTable.Arn")
 TTL = int(time.time()) + 3600  # the counters' expiry in every_aws_call
-# shared/records.py: the observer only updates records (every write is one UpdateItem); the operator
+# shared/records/: the observer only updates records (every write is one UpdateItem); the operator
 # API only reads one (GetItem) or lists the newest-first index (Query).
 RECORDS_INDEX = "${RecordsTable.Arn}/index/by_start"
 WRITE_RECORDS = ("dynamodb:UpdateItem", "RecordsTable.Arn")

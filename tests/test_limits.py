@@ -306,6 +306,30 @@ def test_rtc_reserves_the_call_length_and_refuses_when_the_minutes_are_used(
     assert [p["limit"] for p in points(docs, metrics.CALLS_LIMITED)] == ["daily_minutes"] * 2
 
 
+def test_calls_shorter_than_the_minimum_grant_are_still_granted(
+    fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    # MAX_CALL_SECONDS under MIN_GRANT_SECONDS: a grant never needs more than the call's own limit.
+    configure(env, MAX_CALL_MINUTES_PER_DAY="1", MAX_CALL_SECONDS="20")
+    assert [call(rtc_app.handler, rtc_event(ip))["statusCode"] for ip in (IP_A, IP_B, IP_A)] == [200] * 3
+    assert [r.max_seconds for r in launcher.requests] == [20, 20, 20]
+    assert today_used() == 60
+    refused(call(rtc_app.handler, rtc_event()), limits.MINUTES_USED_UP)  # nothing left at all
+    assert limits.MIN_GRANT_SECONDS > 20
+
+
+def test_token_is_refused_only_when_not_even_one_short_call_fits(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch
+) -> None:
+    configure(env, MAX_CALL_MINUTES_PER_DAY="1", MAX_CALL_SECONDS="20")
+    deps.call_store().reserve_seconds(
+        f"limit#minutes#{TODAY}", want=40, limit=60, minimum=1, expires_at=2**31
+    )
+    assert call(token_app.handler, token_event())["statusCode"] == 200  # 20 s left: one 20 s call fits
+    deps.call_store().reserve_seconds(f"limit#minutes#{TODAY}", want=1, limit=60, minimum=1, expires_at=2**31)
+    refused(call(token_app.handler, token_event()), limits.MINUTES_USED_UP)
+
+
 def test_token_does_not_reserve_minutes(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
     configure(env, MAX_CALL_MINUTES_PER_DAY="1")
     assert [call(token_app.handler, token_event())["statusCode"] for _ in range(3)] == [200, 200, 200]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -12,13 +16,16 @@ import pytest
 import observer_app
 import rtc_app
 import sip_app
+from local_api.server import LocalServer, create_gateway
 from shared import deps, metrics
 from shared.launcher import LocalObserverLauncher
+from shared.log import logger
 from tests.conftest import (
     API_KEY,
     FakeContext,
     LogCapture,
     RecordingLauncher,
+    body_of,
     incoming_call_body,
     load_event,
     sign,
@@ -39,13 +46,17 @@ def emf(out: str) -> list[dict[str, Any]]:
 
 
 def points(docs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    found = []
+    """The data points of `name`, each as a document of its own (a request's one document holds every
+    metric it emitted, a directive per dimension set: shared/audit.py)."""
+    found: list[dict[str, Any]] = []
     for doc in docs:
-        (directive,) = doc["_aws"]["CloudWatchMetrics"]
-        if any(m["Name"] == name for m in directive["Metrics"]):
-            assert directive["Namespace"] == metrics.NAMESPACE
-            assert set(directive["Dimensions"][0]) <= set(doc)  # every dimension has its value
-            found.append(doc)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            if any(m["Name"] == name for m in directive["Metrics"]):
+                assert directive["Namespace"] == metrics.NAMESPACE
+                assert set(directive["Dimensions"][0]) <= set(doc)  # every dimension has its value
+                own = [m for m in directive["Metrics"] if m["Name"] == name]
+                view = {**doc, "_aws": {**doc["_aws"], "CloudWatchMetrics": [{**directive, "Metrics": own}]}}
+                found.extend({**view, name: [value]} for value in doc[name])
     return found
 
 
@@ -141,3 +152,84 @@ def test_observer_metrics_and_call_id_on_every_line(
         r["message"] for r in records
     }
     assert [r["message"] for r in records if r.get("call_id") != CALL_ID] == []
+
+
+@contextmanager
+def log_output() -> Iterator[io.StringIO]:
+    """The JSON lines the logger writes to stdout (what CloudWatch gets), for the block."""
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        yield buffer
+    finally:
+        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def test_one_log_line_and_one_emf_document_per_request(
+    fake: FakeOpenAI, launcher: RecordingLauncher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.register_call(CALL_ID)
+    capsys.readouterr()
+    with log_output() as out:
+        assert sip_app.handler(webhook(), FakeContext())["statusCode"] == 200
+    (line,) = [json.loads(text) for text in out.getvalue().splitlines()]
+    (document,) = emf(capsys.readouterr().out)
+    assert (line["message"], line["path"], line["status"], line["call_id"]) == (
+        "request",
+        "/sip",
+        200,
+        CALL_ID,
+    )
+    assert line["function_name"] == FakeContext().function_name
+    events = [event["message"] for event in line["events"]]
+    assert events[:2] == ["incoming call", "call accepted"]
+    incoming = next(e for e in line["events"] if e["message"] == "incoming call")
+    assert incoming["from"].endswith("0000")  # masked
+    # Every data point of the request, each under its own dimension set, in the one document.
+    names = {m["Name"]: d["Dimensions"] for d in document["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert names == {
+        metrics.CALLS_ACCEPTED: [["service"]],
+        metrics.WEBHOOK_TO_ACCEPT: [["service"]],
+        metrics.CALLS_STARTED: [["service", "source"]],
+    }
+    assert document["source"] == "sip"
+
+
+def test_concurrent_requests_in_one_process_log_only_their_own_keys(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("OBSERVER_LAUNCH", "off")
+    deps.reset()
+    sip_calls = {f"rtc_keys{n:016d}": f"msg_keys{n}" for n in range(6)}
+    for call_id in sip_calls:
+        fake.register_call(call_id)
+
+    def sip(call_id: str) -> int:
+        event = sign(with_body(load_event("sip"), incoming_call_body(call_id)), webhook_id=sip_calls[call_id])
+        headers = {k: v for k, v in event["headers"].items() if k.startswith("webhook-")}
+        return httpx.post(
+            f"{server.url}/sip", content=body_of(event), headers=headers, timeout=20
+        ).status_code
+
+    def rtc(_: str) -> int:
+        offer = load_event("rtc")["body"]
+        headers = {"content-type": "application/sdp"}
+        return httpx.post(f"{server.url}/rtc", content=offer, headers=headers, timeout=20).status_code
+
+    server = LocalServer(create_gateway(observers=False))
+    with log_output() as out, server, ThreadPoolExecutor(max_workers=12) as pool:
+        work = [pool.submit(sip, c) for c in sip_calls] + [pool.submit(rtc, "") for _ in range(6)]
+        assert [w.result() for w in work] == [200] * 12
+    lines = [json.loads(text) for text in out.getvalue().splitlines()]
+    requests = [line for line in lines if line["message"] == "request"]
+    assert sorted(r["path"] for r in requests) == ["/rtc"] * 6 + ["/sip"] * 6
+    assert len({r["function_request_id"] for r in requests}) == 12
+    for line in requests:
+        if line["path"] == "/sip":
+            assert line["function_name"] == "SipFunction"
+            assert line["webhook_id"] == sip_calls[line["call_id"]]  # its own call, its own delivery
+        else:
+            assert line["function_name"] == "RtcFunction"
+            assert line["call_id"] not in sip_calls
+            assert not {"webhook_id", "agent"} & line.keys()  # nothing of a concurrent /sip request
+    assert len({r["call_id"] for r in requests}) == 12

@@ -1,4 +1,4 @@
-"""Call records (shared/records.py): the stores on moto and in memory, and records written by real calls
+"""Call records (shared/records/store.py): the stores on moto and in memory, and records written by real calls
 through the local stack (local_api + the fake OpenAI's sideband): transcripts, tool calls, end reason,
 usage, masked numbers, retention, hand-off appends."""
 
@@ -31,9 +31,7 @@ from shared.records import (
     RecordPolicy,
     RecordStore,
     RecordsUnavailable,
-    Usage,
     encode_cursor,
-    estimate_cost,
     merged_prices,
     tool_call,
     turn,
@@ -52,19 +50,7 @@ from tests.conftest import (
 )
 from tests.fake_openai import FakeOpenAI, default_sideband_script, function_call_events
 from tests.moto_aws import aws_environment, boto3_client
-
-FULL_USAGE = {
-    "total_tokens": 1000,
-    "input_tokens": 800,
-    "output_tokens": 200,
-    "input_token_details": {
-        "text_tokens": 300,
-        "audio_tokens": 500,
-        "cached_tokens": 250,
-        "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 150},
-    },
-    "output_token_details": {"text_tokens": 50, "audio_tokens": 150},
-}
+from tests.test_records_pricing import FULL_USAGE
 
 
 def meta(call_id: str = "rtc_rec0001", started: float = 1_800_000_000.0, **changes: Any) -> CallMeta:
@@ -78,43 +64,6 @@ def meta(call_id: str = "rtc_rec0001", started: float = 1_800_000_000.0, **chang
         "started_at": started,
     }
     return CallMeta(**{**fields, **changes})
-
-
-# ----------------------------------------------------------------- usage and cost
-
-
-def test_usage_splits_cached_tokens_out_and_tolerates_missing_fields() -> None:
-    assert usage_of({"usage": FULL_USAGE}) == {
-        "input_text_tokens": 200,
-        "input_audio_tokens": 350,
-        "input_cached_text_tokens": 100,
-        "input_cached_audio_tokens": 150,
-        "output_text_tokens": 50,
-        "output_audio_tokens": 150,
-        "responses": 1,
-    }
-    # The fake's shape: no cached details at all; and responses without usage, or with junk in it.
-    sparse = usage_of({"usage": {"input_token_details": {"text_tokens": 181}, "output_token_details": None}})
-    assert sparse["input_text_tokens"] == 181
-    assert sparse["input_cached_text_tokens"] == sparse["output_audio_tokens"] == 0
-    assert usage_of({}) == {"responses": 1}
-    junk = usage_of({"usage": {"input_token_details": {"text_tokens": "9", "audio_tokens": -4}}})
-    assert junk["input_text_tokens"] == junk["input_audio_tokens"] == 0
-
-
-def test_cost_uses_the_price_table_merged_with_settings() -> None:
-    usage = Usage(**{k: v for k, v in usage_of({"usage": FULL_USAGE}).items()})
-    prices = merged_prices({})
-    # 200*4 + 350*32 + 100*0.4 + 150*0.4 + 50*16 + 150*64 = 22,500 USD per 1M tokens
-    assert estimate_cost("gpt-realtime", usage, prices) == pytest.approx(0.0225)
-    mini = 200 * 0.6 + 350 * 10 + 100 * 0.06 + 150 * 0.3 + 50 * 2.4 + 150 * 20
-    assert estimate_cost("gpt-realtime-mini", usage, prices) == pytest.approx(mini / 1e6)
-    assert estimate_cost("gpt-realtime-2", usage, prices) is None  # no price known: no guess
-    custom = merged_prices(
-        {"gpt-realtime": {"output_audio_tokens": 0}, "house-model": {"input_text_tokens": 1}}
-    )
-    assert estimate_cost("gpt-realtime", usage, custom) == pytest.approx((22_500 - 150 * 64) / 1e6)
-    assert estimate_cost("house-model", usage, custom) == pytest.approx(200 / 1e6)
 
 
 # ----------------------------------------------------------------- the stores (moto and memory)

@@ -2,7 +2,7 @@
 
 API Gateway lets only IAM-signed requests through (template.yaml: `Auth: Authorizer: AWS_IAM` on both
 routes); `make dev` serves them to loopback clients only (local_api). Records are written by the
-observer (shared/records.py); this function may only read them (GetItem, Query).
+observer (shared/records/); this function may only read them (GetItem, Query).
 """
 
 from __future__ import annotations

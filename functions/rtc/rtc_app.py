@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from starlette.middleware import Middleware
 
-from shared import deps, limits, metrics
+from shared import deps, limits, log, metrics
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest
 from shared.log import logger
@@ -46,14 +46,15 @@ async def create_call(request: Request, video: QueryFlag = False) -> Response:
     body = await read_body(request, max_bytes=MAX_OFFER_BYTES, content_types=("application/sdp",))
     offer = _sdp_text(body)
     session = deps.sessions()["webrtc"].to_json()  # a misconfigured session fails before anything starts
-    grant = limits.admit_rtc(request)  # spend limits: 429 before anything goes upstream
+    # Spend limits: 429 before anything goes upstream.
+    grant = limits.admit_rtc(request, deps.settings(), deps.call_store)
     deps.prepare_call_start()  # AWS clients build in the background while OpenAI answers
     try:
         call = await deps.openai_client().create_call(offer, session)
     except BaseException:
-        limits.refund(grant)  # no call, so none of its minutes were used
+        limits.refund(grant, store=deps.call_store())  # no call, so none of its minutes were used
         raise
-    logger.append_keys(call_id=call.call_id)
+    log.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
     metrics.emit(metrics.CALLS_STARTED, source="webrtc")
     # In the background: the hangup at the call's time limit (its granted length).

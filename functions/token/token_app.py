@@ -53,7 +53,8 @@ ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {
 )
 async def mint_token(request: Request) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
-    limits.admit_token(request)  # spend limits: 429 before anything goes upstream
+    # Spend limits: 429 before anything goes upstream.
+    limits.admit_token(request, deps.settings(), deps.call_store)
     client, session = deps.openai_client(), deps.sessions()["browser"]
     # The session comes from server settings only: nothing in the request can change it.
     secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)

@@ -1,19 +1,10 @@
-"""Call records: one per call (who, when, how it ended, what was said, which tools ran, tokens used).
+"""Where call records live: one item per call, in a dict (`make dev`, tests) or DynamoDB (`RecordsTable`).
 
-The observer writes them (functions/observer: a recorder batches the call's turns, tool calls and
-`response.done` usage and flushes every RECORD_FLUSH_SECONDS, before a hand-off and at the end); the
-operator API reads them (functions/calls). Writes only ever add: every flush is one update that sets
-the call's metadata if it is not there yet (`if_not_exists`), appends turns and tool calls
-(`list_append`) and adds usage counters (`ADD`), so a hand-off successor appends to its predecessor's
-record and never resets it. Only the end (ended_at, end_reason) is set outright.
-
-Numbers are masked before they get here (shared/policy.py `mask_number`). RECORD_RETENTION_DAYS sets
-the TTL (`expires_at`); 0 keeps no turn text, tool arguments or tool results, and the metadata for
-METADATA_RETENTION_DAYS. An item stays under DynamoDB's 400 KB: texts are cut to MAX_TEXT_CHARS, and
-once a record holds MAX_STORED_BYTES of turns and tool calls, later ones are dropped (`truncated`).
-
-DynamoDB (`RecordsTable`): key `call_id`; the GSI `INDEX_NAME` (partition `kind` = "call", sort
-`started_at`) lists calls newest first; the cursor is the base64 of the query's LastEvaluatedKey.
+Writes only ever add: every flush is one update that sets the call's metadata if it is not there yet
+(`if_not_exists`), appends turns and tool calls (`list_append`) and adds usage counters (`ADD`), so a
+hand-off successor appends to its predecessor's record and never resets it. Only the end (ended_at,
+end_reason) is set outright. The GSI `INDEX_NAME` (partition `kind` = "call", sort `started_at`) lists
+calls newest first; the cursor is the base64 of the query's LastEvaluatedKey.
 """
 
 from __future__ import annotations
@@ -22,84 +13,36 @@ import base64
 import binascii
 import json
 import threading
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import aws
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
+from shared.records.model import (
+    MAX_STORED_BYTES,
+    USAGE_FIELDS,
+    CallMeta,
+    CallPage,
+    CallRecord,
+    CallSummary,
+    RecordBatch,
+    ToolCallEntry,
+    Turn,
+    Usage,
+    expires_at,
+    iso,
+)
+from shared.records.pricing import estimate_cost, merged_prices
 from shared.upstream import CALL_ID_PATTERN
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-RecordSource = Literal["sip", "webrtc"]
-EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error"]
-Role = Literal["caller", "assistant"]
-
-DAY_SECONDS = 86_400
-METADATA_RETENTION_DAYS = 30  # RECORD_RETENTION_DAYS=0: no transcripts, metadata kept this long
 INDEX_NAME = "by_start"
 KIND = "call"
-MAX_TEXT_CHARS = 4_000  # one turn's text, one tool call's arguments or result
-# Turns and tool calls of one record, in UTF-8 bytes (DynamoDB's measure); the rest of the 400 KB item
-# is metadata and attribute names. Beyond it a record keeps its metadata and usage, not more text.
-MAX_STORED_BYTES = 300_000
 MAX_CURSOR_CHARS = 1_024
-MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
-
-# USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
-# gpt-realtime-2.1, .../gpt-realtime-2.1-mini, read 2026-12-06; .../gpt-realtime and .../gpt-realtime-mini,
-# read 2026-12-02: check current pricing). TOKEN_PRICES merges over these, model by model. The retired
-# models stay so that records of calls made with them keep their cost.
-DEFAULT_TOKEN_PRICES: dict[str, dict[str, float]] = {
-    "gpt-realtime-2.1": {
-        "input_text_tokens": 4.00,
-        "input_cached_text_tokens": 0.40,
-        "output_text_tokens": 24.00,
-        "input_audio_tokens": 32.00,
-        "input_cached_audio_tokens": 0.40,
-        "output_audio_tokens": 64.00,
-    },
-    "gpt-realtime-2.1-mini": {
-        "input_text_tokens": 0.60,
-        "input_cached_text_tokens": 0.06,
-        "output_text_tokens": 2.40,
-        "input_audio_tokens": 10.00,
-        "input_cached_audio_tokens": 0.30,
-        "output_audio_tokens": 20.00,
-    },
-    "gpt-realtime": {
-        "input_text_tokens": 4.00,
-        "input_cached_text_tokens": 0.40,
-        "output_text_tokens": 16.00,
-        "input_audio_tokens": 32.00,
-        "input_cached_audio_tokens": 0.40,
-        "output_audio_tokens": 64.00,
-    },
-    "gpt-realtime-mini": {
-        "input_text_tokens": 0.60,
-        "input_cached_text_tokens": 0.06,
-        "output_text_tokens": 2.40,
-        "input_audio_tokens": 10.00,
-        "input_cached_audio_tokens": 0.30,
-        "output_audio_tokens": 20.00,
-    },
-}
-USAGE_FIELDS = (
-    "input_text_tokens",
-    "input_audio_tokens",
-    "input_cached_text_tokens",
-    "input_cached_audio_tokens",
-    "output_text_tokens",
-    "output_audio_tokens",
-    "responses",
-)
 # What the listing index carries besides its keys (summaries only: no turn text in the index).
 SUMMARY_ATTRIBUTES = (
     "source",
@@ -118,147 +61,6 @@ class RecordsUnavailable(ServiceError):
     """The records table could not be reached or refused: the operator API answers 503."""
 
     status_code = 503
-
-
-# ----------------------------------------------------------------------------- the JSON served
-
-
-class Turn(BaseModel):
-    role: Role
-    text: str
-    at: str
-
-
-class ToolCallEntry(BaseModel):
-    name: str
-    arguments: dict[str, Any] | None
-    result: str | None
-    error: str | None
-    ms: float
-    at: str
-
-
-class Usage(BaseModel):
-    input_text_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_cached_text_tokens: int = 0
-    input_cached_audio_tokens: int = 0
-    output_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    responses: int = 0
-
-
-class CallSummary(BaseModel):
-    """A record without its turns and tool calls (what `GET /calls` lists)."""
-
-    call_id: str
-    source: RecordSource
-    caller: str
-    dialed: str
-    agent: str
-    started_at: str
-    ended_at: str | None
-    duration_seconds: float | None
-    end_reason: EndReason | None  # None while the call is live
-    usage: Usage
-    cost_usd: float | None  # None: no price known for the call's model
-    expires_at: str
-
-
-class CallRecord(CallSummary):
-    turns: list[Turn]
-    tool_calls: list[ToolCallEntry]
-
-
-class CallPage(BaseModel):
-    calls: list[CallSummary]
-    next_cursor: str | None  # pass back as `cursor` for the next (older) page; None: no more
-
-
-# ----------------------------------------------------------------------------- what the observer adds
-
-
-@dataclass(frozen=True)
-class CallMeta:
-    """Set once per record (the first write wins; a successor's copy never replaces it)."""
-
-    call_id: str
-    source: RecordSource
-    caller: str
-    dialed: str
-    agent: str
-    model: str
-    started_at: float  # unix s
-
-
-@dataclass
-class RecordBatch:
-    """What one flush adds to a record."""
-
-    turns: list[dict[str, Any]] = field(default_factory=list)  # {"role", "text", "at": unix s}
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments", ..., "at"}
-    usage: dict[str, int] = field(default_factory=dict)
-    ended_at: float | None = None
-    end_reason: EndReason | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.turns or self.tool_calls or self.usage or self.end_reason)
-
-    def stored_bytes(self) -> int:
-        texts = [t["text"] for t in self.turns] + [
-            json.dumps(c, default=str) for c in self.tool_calls
-        ]  # tool calls: their JSON is a fair upper bound of their item size
-        return sum(len(text.encode()) + 32 for text in texts)  # + the attribute names of each entry
-
-
-def usage_of(response: dict[str, Any]) -> dict[str, int]:
-    """Token counts by kind from a `response.done` event's `response.usage` (missing fields count 0).
-
-    `input_token_details.text_tokens` includes the cached ones; they are split out here, so that each
-    token is priced once (cached at the cached price)."""
-    usage = response.get("usage")
-    if not isinstance(usage, dict):
-        return {"responses": 1}
-    given = _dict(usage.get("input_token_details"))
-    cached = _dict(given.get("cached_tokens_details"))
-    output = _dict(usage.get("output_token_details"))
-    cached_text, cached_audio = _count(cached.get("text_tokens")), _count(cached.get("audio_tokens"))
-    return {
-        "input_text_tokens": max(0, _count(given.get("text_tokens")) - cached_text),
-        "input_audio_tokens": max(0, _count(given.get("audio_tokens")) - cached_audio),
-        "input_cached_text_tokens": cached_text,
-        "input_cached_audio_tokens": cached_audio,
-        "output_text_tokens": _count(output.get("text_tokens")),
-        "output_audio_tokens": _count(output.get("audio_tokens")),
-        "responses": 1,
-    }
-
-
-def estimate_cost(model: str, usage: Usage, prices: dict[str, dict[str, float]]) -> float | None:
-    """USD for `usage` at `prices[model]` (per 1M tokens); None when the model has no prices."""
-    table = prices.get(model)
-    if table is None:
-        return None
-    total: float = sum(
-        getattr(usage, kind) * table.get(kind, 0.0) for kind in USAGE_FIELDS if kind != "responses"
-    )
-    return round(total / 1_000_000, 6)
-
-
-def merged_prices(overrides: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {
-        model: {**DEFAULT_TOKEN_PRICES.get(model, {}), **overrides.get(model, {})}
-        for model in {*DEFAULT_TOKEN_PRICES, *overrides}
-    }
-
-
-def expires_at(started_at: float, retention_days: int) -> int:
-    days = retention_days if retention_days > 0 else METADATA_RETENTION_DAYS
-    return int(started_at) + days * DAY_SECONDS
-
-
-def iso(unix: float) -> str:
-    return datetime.fromtimestamp(int(unix), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------- stores
@@ -587,70 +389,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set):
         return [_plain(v) for v in value]
     return value
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-# ----------------------------------------------------------------------------- helpers for writers
-
-
-def turn(role: Role, text: str, retention_days: int, at: float | None = None) -> dict[str, Any]:
-    """One transcript turn as stored: its text cut to MAX_TEXT_CHARS, none at all with retention 0."""
-    return {
-        "role": role,
-        "text": text[:MAX_TEXT_CHARS] if retention_days > 0 else "",
-        "at": at or time.time(),
-    }
-
-
-def tool_call(
-    name: str,
-    arguments: str,
-    output: str,
-    *,
-    ok: bool,
-    ms: float,
-    retention_days: int,
-    at: float | None = None,
-) -> dict[str, Any]:
-    """One tool call as stored: parsed arguments (None if not a JSON object or too long), the output as
-    result or its error reason; with retention 0 only the name, the time taken and an error flag."""
-    error = _error_reason(output) if not ok else None
-    entry: dict[str, Any] = {"name": name[:64], "ms": round(ms, 2), "at": at or time.time()}
-    if retention_days <= 0:
-        return {**entry, "arguments": None, "result": None, "error": "error" if not ok else None}
-    parsed: object = None
-    if len(arguments) <= MAX_TEXT_CHARS:
-        try:
-            parsed = json.loads(arguments or "{}")
-        except ValueError:
-            parsed = None
-    return {
-        **entry,
-        "arguments": parsed if isinstance(parsed, dict) and _depth(parsed) <= MAX_ARGUMENT_DEPTH else None,
-        "result": output[:MAX_TEXT_CHARS] if ok else None,
-        "error": error[:MAX_TEXT_CHARS] if error is not None else None,
-    }
-
-
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
-def _error_reason(output: str) -> str:
-    try:
-        parsed = json.loads(output)
-    except ValueError:
-        return output
-    reason = parsed.get("error") if isinstance(parsed, dict) else None
-    return reason if isinstance(reason, str) else output
