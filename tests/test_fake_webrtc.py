@@ -16,7 +16,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from tests.conftest import API_KEY
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI
 from tests.fake_webrtc import ToneTrack, loopback_only
 
 
@@ -92,7 +92,11 @@ async def _browser_like_call(fake: FakeOpenAI, key: str) -> dict[str, Any]:
 
 
 def test_answers_with_a_real_peer_on_loopback(fake: FakeOpenAI) -> None:
-    result = asyncio.run(asyncio.wait_for(_browser_like_call(fake, fake.mint_ephemeral_key()), timeout=20))
+    result = asyncio.run(
+        asyncio.wait_for(
+            _browser_like_call(fake, fake.mint_ephemeral_key(session=TRANSCRIBING_SESSION)), timeout=20
+        )
+    )
     response: httpx.Response = result["response"]
     call_id = response.headers["location"].rsplit("/", 1)[-1]
     assert response.headers["access-control-allow-origin"] == "*"

@@ -11,7 +11,7 @@ import pytest
 import observer_app
 import observer_worker
 from tests.conftest import API_KEY, FakeContext, LogCapture, RecordingLauncher, load_event, response_json
-from tests.fake_openai import FakeOpenAI, default_sideband_script
+from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI, default_sideband_script
 
 CALL_ID = "rtc_observe0123456789"
 
@@ -49,7 +49,7 @@ def test_http_entry_refuses_malformed_ids(launcher: RecordingLauncher, bad_id: s
 def test_worker_greets_logs_events_and_transcripts(
     fake: FakeOpenAI, env: pytest.MonkeyPatch, logs: LogCapture
 ) -> None:
-    fake.register_call(CALL_ID)
+    fake.register_call(CALL_ID, TRANSCRIBING_SESSION)  # the caller's words come as text too
     started = time.monotonic()
     result = observer_app.handler(worker_event(), FakeContext(remaining_seconds=60))
     assert result == {"call_id": CALL_ID, "outcome": "closed", "events": len(default_sideband_script()) + 1}

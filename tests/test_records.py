@@ -50,7 +50,14 @@ from tests.conftest import (
     sign,
     with_body,
 )
-from tests.fake_openai import FakeOpenAI, default_sideband_script, function_call_events
+from tests.fake_openai import (
+    TRANSCRIBING_SESSION,
+    FakeOpenAI,
+    caller_transcript_event,
+    default_sideband_script,
+    function_call_events,
+    response_done_event,
+)
 from tests.moto_aws import aws_environment, boto3_client
 
 FULL_USAGE = {
@@ -358,12 +365,7 @@ def call_script() -> list[Any]:
     script += function_call_events(
         "call_t1", "get_current_time", '{"timezone": "Europe/Paris"}', response_id="resp_tool"
     )
-    script.append(
-        {
-            "type": "response.done",
-            "response": {"id": "resp_more", "status": "completed", "usage": SCRIPT_USAGE},
-        }
-    )
+    script.append(response_done_event("resp_more", usage=SCRIPT_USAGE))
     return script
 
 
@@ -528,17 +530,10 @@ def test_a_handed_off_call_is_one_record_appended_to_by_each_generation(
     env.setenv("RECORD_FLUSH_SECONDS", "60")  # only the hand-off and end flushes
     deps.reset()
     call_id = "rtc_rechandoff0001"
-    fake.register_call(call_id)
-    turn_event = {"type": "conversation.item.input_audio_transcription.completed", "transcript": ""}
+    fake.register_call(call_id, TRANSCRIBING_SESSION)  # an accepted call whose caller is transcribed
     fake.sideband_scripts = [
-        [
-            {**turn_event, "transcript": "first generation"},
-            {"type": "response.done", "response": {"usage": SCRIPT_USAGE}},
-        ],
-        [
-            {**turn_event, "transcript": "second generation"},
-            {"type": "response.done", "response": {"usage": SCRIPT_USAGE}},
-        ],
+        [caller_transcript_event("first generation"), response_done_event(usage=SCRIPT_USAGE)],
+        [caller_transcript_event("second generation"), response_done_event(usage=SCRIPT_USAGE)],
     ]
     fake.sideband_hold_seconds = -1
     outcomes: list[dict[str, Any]] = []
@@ -604,10 +599,8 @@ def test_a_live_call_is_recorded_while_it_lasts(env: pytest.MonkeyPatch, fake: F
     env.setenv("RECORD_FLUSH_SECONDS", "0.2")
     deps.reset()
     call_id = "rtc_reclive0001"
-    fake.register_call(call_id)
-    fake.sideband_script = [
-        {"type": "conversation.item.input_audio_transcription.completed", "transcript": "still here"}
-    ]
+    fake.register_call(call_id, TRANSCRIBING_SESSION)
+    fake.sideband_script = [caller_transcript_event("still here")]
     fake.sideband_hold_seconds = -1
     thread = threading.Thread(
         target=lambda: observer_app.handler(worker_event(call_id), FakeContext()), daemon=True
@@ -658,11 +651,15 @@ def recorder_run(store: MemoryRecordStore, texts: list[str]) -> None:
             flush_seconds=60,
             transcripts=TRANSCRIPT_EVENTS,
         )
-        recorder.on_event({"type": "session.created", "session": {"model": "gpt-realtime-mini"}})
+        recorder.on_event(
+            {
+                "type": "session.created",
+                "event_id": "event_1",
+                "session": {"type": "realtime", "model": "gpt-realtime-mini"},
+            }
+        )
         for text in texts:
-            recorder.on_event(
-                {"type": "conversation.item.input_audio_transcription.completed", "transcript": text}
-            )
+            recorder.on_event({**caller_transcript_event(text), "event_id": "event_2"})
             await recorder.flush()
         return recorder
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import rtc_app
-from shared.settings import DEFAULT_INSTRUCTIONS
+from shared.settings import DEFAULT_INSTRUCTIONS, DEFAULT_REALTIME_MODEL, DEFAULT_TRANSCRIPTION_MODEL
 from tests.conftest import (
     API_KEY,
     FakeContext,
@@ -39,9 +39,15 @@ def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: Record
     session = json.loads(upstream.form["session"])
     assert session == {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": DEFAULT_REALTIME_MODEL,
         "instructions": DEFAULT_INSTRUCTIONS,
-        "audio": {"input": {"noise_reduction": {"type": "near_field"}}, "output": {"voice": "marin"}},
+        "audio": {
+            "input": {
+                "noise_reduction": {"type": "near_field"},
+                "transcription": {"model": DEFAULT_TRANSCRIPTION_MODEL},
+            },
+            "output": {"voice": "marin"},
+        },
         **default_session_tools(),
     }
     (observed,) = launcher.requests
