@@ -485,6 +485,28 @@ def test_a_webrtc_call_through_the_local_stack_is_recorded(
     assert (record["caller"], record["dialed"], record["agent"]) == ("", "", "default")
 
 
+@pytest.mark.parametrize(("transcription", "caller_turns"), [(None, ["What's new?"]), ("off", [])])
+def test_the_callers_words_reach_the_record_only_when_the_session_transcribes(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI, transcription: str | None, caller_turns: list[str]
+) -> None:
+    if transcription is not None:
+        env.setenv("TRANSCRIPTION_MODEL", transcription)
+    env.setenv("OBSERVER_GREETING_DELAY_MS", "0")
+    deps.reset()
+    with LocalServer(create_gateway()) as server:
+        offer = load_event("rtc")["body"]
+        response = httpx.post(f"{server.url}/rtc", content=offer, headers={"content-type": "application/sdp"})
+        assert response.status_code == 200
+        assert fake.wait_for(lambda: len(fake.sidebands) == 1)
+        record = wait_for_end(server, fake.sidebands[0].call_id)
+    # The fake's default script has the caller speak; OpenAI sends their words only to a session with
+    # audio.input.transcription, which TRANSCRIPTION_MODEL=off leaves out.
+    assert [t["text"] for t in record["turns"] if t["role"] == "caller"] == caller_turns
+    assert [t["text"] for t in record["turns"] if t["role"] == "assistant"] == [
+        "Hello! Thanks for trying the Realtime API."
+    ]
+
+
 def worker_event(call_id: str, **fields: Any) -> dict[str, Any]:
     event = load_event("observer_async")
     now = time.time()
