@@ -84,6 +84,7 @@ __all__ = [
     "function_call_events",
     "main",
     "mcp_call_events",
+    "response_created_event",
     "response_done_event",
     "response_object",
     "spoken_response_events",
@@ -402,6 +403,14 @@ def caller_transcript_event(text: str, *, item_id: str | None = None) -> dict[st
     return caller_turn_events(text, item_id=item_id)[-1]
 
 
+def response_created_event(response_id: str | None = None) -> dict[str, Any]:
+    """A ``response.created`` with a whole (in-progress) response object."""
+    return {
+        "type": "response.created",
+        "response": response_object(response_id or _new_id("resp_"), "in_progress"),
+    }
+
+
 def response_done_event(
     response_id: str | None = None, *, usage: dict[str, Any] | None = None, status: str = "completed"
 ) -> dict[str, Any]:
@@ -519,9 +528,11 @@ def audio_stopped_event(response_id: str = "") -> dict[str, Any]:
     return {"type": "output_audio_buffer.stopped", "response_id": response_id}
 
 
-def error_event(message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_event(
+    message: str, *, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """A server ``error`` event (the session stays open)."""
-    return {"type": "error", **_error_body(message, code=code, param=param)}
+    return {"type": "error", **_error_body(message, type_=type_, code=code, param=param)}
 
 
 # --------------------------------------------------------------------------- session keys

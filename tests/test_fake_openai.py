@@ -21,6 +21,7 @@ from tests.fake_openai import (
     default_sideband_script,
     dtmf_event,
     function_call_events,
+    response_created_event,
 )
 
 KEY = "sk-test-fake"
@@ -334,7 +335,10 @@ def test_sideband_session_created_then_script_and_client_events(
     fake.sideband_event_interval = 0.01
     sent: list[dict[str, Any]] = [
         {"type": "response.create"},
-        {"type": "conversation.item.create", "item": {"type": "message"}},
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        },
     ]
 
     events = asyncio.run(run_sideband(fake, call_id, send=sent))
@@ -470,7 +474,7 @@ def test_sideband_abrupt_close_sends_no_close_frame(fake: FakeOpenAI, client: ht
 def test_sideband_held_open_until_hangup(fake: FakeOpenAI, client: httpx.Client) -> None:
     call_id = new_call_id(client)
     fake.sideband_hold_seconds = -1  # keep open until the client closes or the call ends
-    fake.sideband_script = [{"type": "response.created", "response": {"id": "resp_1"}}]
+    fake.sideband_script = [response_created_event("resp_1")]
 
     async def scenario() -> list[str]:
         types: list[str] = []

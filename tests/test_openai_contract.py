@@ -47,8 +47,10 @@ from tests.fake_openai import (
     caller_transcript_event,
     default_sideband_script,
     dtmf_event,
+    error_event,
     function_call_events,
     mcp_call_events,
+    response_created_event,
     response_done_event,
 )
 from tests.strict_schema import allowed_keys, check
@@ -118,6 +120,9 @@ def test_the_event_builders_fit_the_sdk() -> None:
         audio_stopped_event("resp_1"),
         caller_transcript_event("hello"),
         response_done_event(usage={"total_tokens": 3, "input_tokens": 1, "output_tokens": 2}),
+        response_created_event(),
+        error_event("try again", type_="server_error"),
+        error_event("Unknown parameter: 'session.foo'.", code="unknown_parameter", param="session.foo"),
     ]
     for event in events:
         assert check({**event, "event_id": "event_1"}, RealtimeServerEvent) == [], event
