@@ -31,6 +31,7 @@ from openai.types.realtime import (
 
 import observer_app
 import observer_worker
+from bench.scenarios import realistic_script
 from shared import deps
 from shared.secrets import SecretStore
 from shared.session import make_session
@@ -127,6 +128,8 @@ def test_the_event_builders_fit_the_sdk() -> None:
     for event in events:
         assert check({**event, "event_id": "event_1"}, RealtimeServerEvent) == [], event
     assert check(dtmf_event("5"), RealtimeServerEvent) == []  # the schema gives it no event_id
+    for event in realistic_script(400):  # the benchmark's conversation (bench/scenarios.py)
+        assert check({**event, "event_id": "event_1"}, RealtimeServerEvent) == [], event
     failed = mcp_call_events("docs", "search", failed=True)[-1]["item"]["error"]
     assert failed["type"] in ("protocol_error", "tool_execution_error", "http_error")
 
