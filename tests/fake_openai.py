@@ -14,6 +14,14 @@ thread) and records everything it receives. Endpoints, all under ``/v1``:
   ``response.create`` the client sends is answered with a short spoken response.
 - ``GET /v1/_health`` -> 200 ``ok`` (no auth).
 
+It answers only as the real GA API would for the call's session (the ``session`` part, the accept
+body, or the session of the ephemeral key the call was made with; ``session.update`` changes it):
+caller transcripts (``conversation.item.input_audio_transcription.*``) only when the session has
+``audio.input.transcription``; a session key OpenAI does not know is refused with 400
+``unknown_parameter`` (``session.foo``; ``foo`` in an accept body, which is the session itself), or an
+``error`` event for ``session.update``. Events carry every field the official schema requires
+(``tests/test_openai_contract.py`` checks them against the ``openai`` SDK, which this module never imports).
+
 With ``FakeOpenAI(webrtc=True)`` (``--webrtc``) the SDP answer of ``/v1/realtime/calls`` is a real
 one from an aiortc peer (see ``tests/fake_webrtc.py``; recordings in ``FakeOpenAI.webrtc_calls``)
 and that endpoint answers CORS (preflight, ``Access-Control-Expose-Headers: Location``) so a page
