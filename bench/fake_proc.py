@@ -19,7 +19,7 @@ import json
 import sys
 
 from bench.scenarios import realistic_script
-from tests.fake_openai import FakeOpenAI, function_call_events
+from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI, function_call_events
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", nargs="*", default=[], help="call ids the fake knows (accept -> 200)")
     args = parser.parse_args(argv)
     fake = FakeOpenAI().start()
-    for call_id in args.calls:
-        fake.register_call(call_id)
+    for call_id in args.calls:  # transcribed, as the project's sessions are by default (accept replaces it)
+        fake.register_call(call_id, TRANSCRIBING_SESSION)
     print(f"PORT {fake.port}", flush=True)
     for line in sys.stdin:
         command, *rest = line.split()

@@ -57,7 +57,8 @@ def _assistant_turn(turn: int) -> list[dict[str, Any]]:
     common = {"response_id": resp, "item_id": item, "output_index": 0, "content_index": 0}
     words = [_WORDS[(turn + i) % len(_WORDS)] for i in range(60)]
     text = " ".join(words)
-    message = {"id": item, "type": "message", "role": "assistant", "status": "completed"}
+    message = {"id": item, "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    spoken = {**message, "status": "completed", "content": [{"type": "output_audio", "transcript": text}]}
     usage = {"total_tokens": 900, "input_tokens": 600, "output_tokens": 300}
     events: list[dict[str, Any]] = [
         {"type": "response.created", "response": {"id": resp, "status": "in_progress", "output": []}},
@@ -76,7 +77,7 @@ def _assistant_turn(turn: int) -> list[dict[str, Any]]:
     events += [
         {"type": "response.output_audio_transcript.done", **common, "transcript": text},
         {"type": "response.content_part.done", **common, "part": {"type": "audio", "transcript": text}},
-        {"type": "response.output_item.done", "response_id": resp, "output_index": 0, "item": message},
+        {"type": "response.output_item.done", "response_id": resp, "output_index": 0, "item": spoken},
         {"type": "response.done", "response": {"id": resp, "status": "completed", "usage": usage}},
     ]
     return events
@@ -89,7 +90,10 @@ def _caller_turn(turn: int) -> list[dict[str, Any]]:
         {"type": "input_audio_buffer.speech_started", "audio_start_ms": turn * 1000, "item_id": item},
         {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": turn * 1000 + 2500, "item_id": item},
         {"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": item},
-        {"type": "conversation.item.created", "item": {"id": item, "type": "message", "role": "user"}},
+        {
+            "type": "conversation.item.created",
+            "item": {"id": item, "type": "message", "role": "user", "content": []},
+        },
     ]
     for word in said.split():
         events.append(
@@ -106,6 +110,7 @@ def _caller_turn(turn: int) -> list[dict[str, Any]]:
             "item_id": item,
             "content_index": 0,
             "transcript": said,
+            "usage": {"type": "duration", "seconds": 2.5},
         }
     )
     return events

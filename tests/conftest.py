@@ -39,6 +39,7 @@ ENV_NAMES = (
     "REALTIME_MODEL",
     "REALTIME_VOICE",
     "REALTIME_INSTRUCTIONS",
+    "TRANSCRIPTION_MODEL",
     "UPSTREAM_TIMEOUT_SECONDS",
     # Issue 4: call store, caller policy, call limits.
     "CALL_STORE",

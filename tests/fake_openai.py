@@ -20,6 +20,14 @@ thread) and records everything it receives. Endpoints, all under ``/v1``:
   ``{"call_id", ...}``. ``GET /v1/_fake/calls/{call_id}`` -> what the fake saw of that call so far
   (control requests, sideband events). ``scripts/local_call.py`` (``make call``) drives both.
 
+It answers only as the real GA API would for the call's session (the ``session`` part, the accept
+body, or the session of the ephemeral key the call was made with; ``session.update`` changes it):
+caller transcripts (``conversation.item.input_audio_transcription.*``) only when the session has
+``audio.input.transcription``; a session key OpenAI does not know is refused with 400
+``unknown_parameter`` (``session.foo``; ``foo`` in an accept body, which is the session itself), or an
+``error`` event for ``session.update``. Events carry every field the official schema requires
+(``tests/test_openai_contract.py`` checks them against the ``openai`` SDK, which this module never imports).
+
 With ``FakeOpenAI(webrtc=True)`` (``--webrtc``) the SDP answer of ``/v1/realtime/calls`` is a real
 one from an aiortc peer (see ``tests/fake_webrtc.py``; recordings in ``FakeOpenAI.webrtc_calls``)
 and that endpoint answers CORS (preflight, ``Access-Control-Expose-Headers: Location``) so a page
@@ -57,7 +65,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import uvicorn
 from starlette.applications import Starlette
@@ -71,17 +79,32 @@ if TYPE_CHECKING:
     from tests.fake_webrtc import WebRTCCall, WebRTCPeers
 
 __all__ = [
+    "CALLER_TRANSCRIPT_PREFIX",
     "DEFAULT_API_KEY",
+    "EVENTS_WITHOUT_ID",
+    "SESSION_KEYS",
+    "TOOL_KEYS",
+    "TRANSCRIBING_SESSION",
     "FakeOpenAI",
     "RecordedRequest",
     "SidebandSession",
     "audio_stopped_event",
+    "caller_transcript_event",
+    "caller_turn_events",
     "default_sideband_script",
     "demo_call_script",
     "dtmf_event",
+    "error_event",
+    "events_for_session",
     "function_call_events",
     "main",
     "mcp_call_events",
+    "response_created_event",
+    "response_done_event",
+    "response_object",
+    "spoken_response_events",
+    "transcribes",
+    "unknown_session_key",
 ]
 
 logger = logging.getLogger("fake_openai")
@@ -293,74 +316,157 @@ def _sdp_answer(offer: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def default_sideband_script() -> list[dict[str, Any]]:
-    """A fresh copy of the default server-event script: one short, realistic GA-named exchange."""
-    resp, item, user_item = "resp_fake0001", "item_fake0001", "item_fake0002"
-    transcript = "Hello! Thanks for trying the Realtime API."
+# The caller's words as text: only sessions with `audio.input.transcription` get these events.
+CALLER_TRANSCRIPT_PREFIX = "conversation.item.input_audio_transcription."
+# Server events OpenAI's schema gives no `event_id` (the fake adds one to every other event).
+EVENTS_WITHOUT_ID = frozenset({"input_audio_buffer.dtmf_event_received"})
+_CONVERSATION_ID = "conv_fake0001"
+_SPOKEN_USAGE = {
+    "total_tokens": 253,
+    "input_tokens": 181,
+    "output_tokens": 72,
+    "input_token_details": {"text_tokens": 181, "audio_tokens": 0, "cached_tokens": 0},
+    "output_token_details": {"text_tokens": 18, "audio_tokens": 54},
+}
+
+
+def response_object(
+    response_id: str,
+    status: str,
+    *,
+    output: list[dict[str, Any]] | None = None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A whole ``realtime.response``, as ``response.created`` (in_progress) and ``response.done`` carry it."""
+    return {
+        "object": "realtime.response",
+        "id": response_id,
+        "status": status,
+        "status_details": None,
+        "output": output or [],
+        "conversation_id": _CONVERSATION_ID,
+        "output_modalities": ["audio"],
+        "max_output_tokens": "inf",
+        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"}},
+        "metadata": None,
+        "usage": usage,
+    }
+
+
+def spoken_response_events(
+    transcript: str,
+    *,
+    response_id: str | None = None,
+    item_id: str | None = None,
+    deltas: list[str] | None = None,
+    usage: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One spoken answer: response.created, transcript deltas and audio, transcript done, response.done."""
+    resp, item = response_id or _new_id("resp_"), item_id or _new_id("item_")
     common = {"response_id": resp, "item_id": item, "output_index": 0, "content_index": 0}
-    usage = {
-        "total_tokens": 253,
-        "input_tokens": 181,
-        "output_tokens": 72,
-        "input_token_details": {"text_tokens": 181, "audio_tokens": 0, "cached_tokens": 0},
-        "output_token_details": {"text_tokens": 18, "audio_tokens": 54},
+    message = {
+        "id": item,
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_audio", "transcript": transcript}],
     }
     return [
-        {
-            "type": "response.created",
-            "response": {
-                "object": "realtime.response",
-                "id": resp,
-                "status": "in_progress",
-                "status_details": None,
-                "output": [],
-                "conversation_id": "conv_fake0001",
-                "output_modalities": ["audio"],
-                "usage": None,
-            },
-        },
-        {"type": "response.output_audio_transcript.delta", **common, "delta": "Hello! "},
-        {"type": "response.output_audio_transcript.delta", **common, "delta": "Thanks for trying "},
-        {"type": "response.output_audio_transcript.delta", **common, "delta": "the Realtime API."},
-        # Beta name of response.output_audio_transcript.delta; clients should filter both.
-        {"type": "response.audio_transcript.delta", **common, "delta": ""},
-        {"type": "response.output_audio.delta", **common, "delta": "AAAAAAAAAAAAAAAAAAAAAA=="},
+        {"type": "response.created", "response": response_object(resp, "in_progress")},
+        *({"type": "response.output_audio_transcript.delta", **common, "delta": d} for d in deltas or []),
+        *(
+            [{"type": "response.output_audio.delta", **common, "delta": "AAAAAAAAAAAAAAAAAAAAAA=="}]
+            if deltas
+            else []
+        ),
         {"type": "response.output_audio_transcript.done", **common, "transcript": transcript},
         {
             "type": "response.done",
-            "response": {
-                "object": "realtime.response",
-                "id": resp,
-                "status": "completed",
-                "status_details": None,
-                "output": [
-                    {
-                        "id": item,
-                        "type": "message",
-                        "status": "completed",
-                        "role": "assistant",
-                        "content": [{"type": "output_audio", "transcript": transcript}],
-                    }
-                ],
-                "conversation_id": "conv_fake0001",
-                "output_modalities": ["audio"],
-                "usage": usage,
-            },
+            "response": response_object(resp, "completed", output=[message], usage=usage),
         },
-        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 4200, "item_id": user_item},
+    ]
+
+
+def caller_turn_events(
+    text: str, *, item_id: str | None = None, audio_start_ms: int = 4200
+) -> list[dict[str, Any]]:
+    """The caller speaks (``speech_started``) and, when the session transcribes, their words as text."""
+    item = item_id or _new_id("item_")
+    return [
+        {"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_start_ms, "item_id": item},
+        {"type": CALLER_TRANSCRIPT_PREFIX + "delta", "item_id": item, "content_index": 0, "delta": text},
         {
-            "type": "conversation.item.input_audio_transcription.delta",
-            "item_id": user_item,
+            "type": CALLER_TRANSCRIPT_PREFIX + "completed",
+            "item_id": item,
             "content_index": 0,
-            "delta": "What's new?",
-        },
-        {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": user_item,
-            "content_index": 0,
-            "transcript": "What's new?",
+            "transcript": text,
             "usage": {"type": "duration", "seconds": 1.2},
         },
+    ]
+
+
+# A session that asks for the caller's words as text, as every session the project sends does by default.
+TRANSCRIBING_SESSION: dict[str, Any] = {
+    "type": "realtime",
+    "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}},
+}
+
+
+def caller_transcript_event(text: str, *, item_id: str | None = None) -> dict[str, Any]:
+    """The caller's finished words as text (``conversation.item.input_audio_transcription.completed``)."""
+    return caller_turn_events(text, item_id=item_id)[-1]
+
+
+def response_created_event(response_id: str | None = None) -> dict[str, Any]:
+    """A ``response.created`` with a whole (in-progress) response object."""
+    return {
+        "type": "response.created",
+        "response": response_object(response_id or _new_id("resp_"), "in_progress"),
+    }
+
+
+def response_done_event(
+    response_id: str | None = None, *, usage: dict[str, Any] | None = None, status: str = "completed"
+) -> dict[str, Any]:
+    """A ``response.done`` with a whole response object (no output items)."""
+    return {
+        "type": "response.done",
+        "response": response_object(response_id or _new_id("resp_"), status, usage=usage),
+    }
+
+
+def default_sideband_script() -> list[dict[str, Any]]:
+    """A fresh copy of the default server-event script: one short, realistic GA-named exchange (the
+    caller's transcript reaches only sessions that ask for transcription: see ``transcribes``)."""
+    return [
+        *spoken_response_events(
+            "Hello! Thanks for trying the Realtime API.",
+            response_id="resp_fake0001",
+            item_id="item_fake0001",
+            deltas=["Hello! ", "Thanks for trying ", "the Realtime API."],
+            usage=_SPOKEN_USAGE,
+        ),
+        *caller_turn_events("What's new?", item_id="item_fake0002"),
+    ]
+
+
+def transcribes(session: Mapping[str, Any]) -> bool:
+    """Whether a session asked for the caller's words as text (``audio.input.transcription.model``)."""
+    audio = session.get("audio")
+    audio_input = audio.get("input") if isinstance(audio, dict) else None
+    transcription = audio_input.get("transcription") if isinstance(audio_input, dict) else None
+    return isinstance(transcription, dict) and bool(transcription.get("model"))
+
+
+def events_for_session(events: list[Any], session: Mapping[str, Any]) -> list[Any]:
+    """``events`` as OpenAI would send them for ``session``: no caller transcripts unless it transcribes."""
+    if transcribes(session):
+        return list(events)
+    return [
+        event
+        for event in events
+        if not (isinstance(event, dict) and str(event.get("type", "")).startswith(CALLER_TRANSCRIPT_PREFIX))
     ]
 
 
@@ -373,6 +479,7 @@ def function_call_events(
     item_id = _new_id("item_")
     item = {
         "id": item_id,
+        "object": "realtime.item",
         "type": "function_call",
         "status": "completed",
         "name": name,
@@ -381,15 +488,12 @@ def function_call_events(
     }
     common = {"response_id": resp, "item_id": item_id, "output_index": 0}
     return [
-        {
-            "type": "response.created",
-            "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
-        },
+        {"type": "response.created", "response": response_object(resp, "in_progress")},
         {
             "type": "response.output_item.added",
             "response_id": resp,
             "output_index": 0,
-            "item": {**item, "arguments": ""},
+            "item": {**item, "status": "in_progress", "arguments": ""},
         },
         {"type": "response.function_call_arguments.delta", **common, "call_id": call_id, "delta": arguments},
         {
@@ -400,16 +504,14 @@ def function_call_events(
             "arguments": arguments,
         },
         {"type": "response.output_item.done", "response_id": resp, "output_index": 0, "item": item},
-        {
-            "type": "response.done",
-            "response": {"object": "realtime.response", "id": resp, "status": "completed", "output": [item]},
-        },
+        {"type": "response.done", "response": response_object(resp, "completed", output=[item])},
     ]
 
 
 def mcp_call_events(server_label: str, name: str, *, failed: bool = False) -> list[dict[str, Any]]:
-    """A remote MCP server's tool list and one call of its tool, as the GA API reports them."""
-    list_id, call_item = _new_id("item_"), _new_id("item_")
+    """A remote MCP server's tool list and one call of its tool, as the GA API reports them (a failed
+    call carries a ``tool_execution_error``)."""
+    list_id, call_item, resp = _new_id("item_"), _new_id("item_"), _new_id("resp_")
     outcome = "failed" if failed else "completed"
     item = {
         "id": call_item,
@@ -418,31 +520,132 @@ def mcp_call_events(server_label: str, name: str, *, failed: bool = False) -> li
         "name": name,
         "arguments": "{}",
         "output": None if failed else "42",
-        "error": {"type": "mcp_tool_error", "message": "boom"} if failed else None,
+        "error": {"type": "tool_execution_error", "message": "boom"} if failed else None,
     }
+    at = {"item_id": call_item, "output_index": 0}
     return [
         {"type": "mcp_list_tools.in_progress", "item_id": list_id},
         {"type": "mcp_list_tools.completed", "item_id": list_id},
-        {"type": "response.mcp_call.in_progress", "item_id": call_item, "output_index": 0},
-        {"type": "response.mcp_call_arguments.done", "item_id": call_item, "arguments": "{}"},
-        {"type": f"response.mcp_call.{outcome}", "item_id": call_item, "output_index": 0},
-        {
-            "type": "response.output_item.done",
-            "response_id": _new_id("resp_"),
-            "output_index": 0,
-            "item": item,
-        },
+        {"type": "response.mcp_call.in_progress", **at},
+        {"type": "response.mcp_call_arguments.done", "response_id": resp, **at, "arguments": "{}"},
+        {"type": f"response.mcp_call.{outcome}", **at},
+        {"type": "response.output_item.done", "response_id": resp, "output_index": 0, "item": item},
     ]
 
 
 def dtmf_event(digit: str) -> dict[str, Any]:
-    """A keypad press on a SIP call."""
+    """A keypad press on a SIP call (OpenAI's schema gives this event no ``event_id``)."""
     return {"type": "input_audio_buffer.dtmf_event_received", "event": digit, "received_at": int(time.time())}
 
 
 def audio_stopped_event(response_id: str = "") -> dict[str, Any]:
     """Playback of a response finished (WebRTC/SIP)."""
     return {"type": "output_audio_buffer.stopped", "response_id": response_id}
+
+
+def error_event(
+    message: str, *, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """A server ``error`` event (the session stays open)."""
+    return {"type": "error", **_error_body(message, type_=type_, code=code, param=param)}
+
+
+# --------------------------------------------------------------------------- session keys
+
+# The keys OpenAI knows in a realtime session (the accept body, the `session` of /realtime/calls and of
+# client_secrets, `session.update`), object by object; None: a value the fake does not look into. From
+# the openai SDK's RealtimeSessionCreateRequestParam (tests/test_openai_contract.py proves they agree),
+# so that an unknown key is refused as OpenAI refuses it ("Unknown parameter") without importing openai.
+KeySchema: TypeAlias = Mapping[str, "KeySchema | None"]
+SESSION_KEYS: KeySchema = {
+    "type": None,
+    "model": None,
+    "instructions": None,
+    "output_modalities": None,
+    "max_output_tokens": None,
+    "include": None,
+    "parallel_tool_calls": None,
+    "prompt": None,
+    "reasoning": None,
+    "tool_choice": None,
+    "tools": None,  # each tool: TOOL_KEYS
+    "tracing": None,
+    "truncation": None,
+    "audio": {
+        "input": {
+            "format": None,
+            "noise_reduction": {"type": None, "strength": None},
+            "transcription": {
+                "model": None,
+                "language": None,
+                "languages": None,
+                "prompt": None,
+                "keywords": None,
+                "delay": None,
+            },
+            "turn_detection": None,
+        },
+        "output": {"format": None, "voice": None, "speed": None},
+    },
+}
+TOOL_KEYS: Mapping[str, frozenset[str]] = {
+    "function": frozenset({"type", "name", "description", "parameters"}),
+    "mcp": frozenset(
+        {
+            "type",
+            "server_label",
+            "server_url",
+            "server_description",
+            "connector_id",
+            "authorization",
+            "headers",
+            "allowed_tools",
+            "allowed_callers",
+            "require_approval",
+            "defer_loading",
+            "tunnel_id",
+        }
+    ),
+}
+
+
+def unknown_session_key(session: Mapping[str, Any], prefix: str = "session.") -> str | None:
+    """The first key of ``session`` OpenAI would refuse, as its error's ``param`` names it
+    (``session.audio.input.foo``, ``session.tools[0].foo``), or None."""
+    found = _unknown_key(session, SESSION_KEYS, prefix)
+    tools = session.get("tools")
+    if found is None and isinstance(tools, list):
+        for index, tool in enumerate(tools):
+            known = TOOL_KEYS.get(str(tool.get("type"))) if isinstance(tool, dict) else None
+            extra = sorted(set(tool) - known) if known is not None else []
+            if extra:
+                return f"{prefix}tools[{index}].{extra[0]}"
+    return found
+
+
+def _unknown_key(value: Mapping[str, Any], schema: KeySchema, path: str) -> str | None:
+    for key, sub in value.items():
+        if key not in schema:
+            return path + key
+        nested = schema[key]
+        if nested is not None and isinstance(sub, dict):
+            found = _unknown_key(sub, nested, f"{path}{key}.")
+            if found is not None:
+                return found
+    return None
+
+
+def _merge(session: dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Apply a sparse ``session.update``: nested objects merge, other values replace."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(session.get(key), dict):
+            _merge(session[key], value)
+        else:
+            session[key] = copy.deepcopy(value)
+
+
+def _unknown_parameter(param: str) -> JSONResponse:
+    return _error(400, f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
 
 
 DEMO_TOOL = "get_current_time"
@@ -468,13 +671,7 @@ def demo_call_script(
     said = _new_id("item_")
     script: list[dict[str, Any] | float] = [
         1.0,  # the observer's greeting is answered first
-        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 1000, "item_id": said},
-        {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": said,
-            "content_index": 0,
-            "transcript": caller_says,
-        },
+        *caller_turn_events(caller_says, item_id=said, audio_start_ms=1000),
     ]
     if tool:
         script += function_call_events(_new_id("call_"), tool, arguments)
@@ -532,6 +729,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._ephemeral_keys: dict[str, float] = {}  # ek_ value -> expires_at (unix s)
+        self._ephemeral_sessions: dict[str, dict[str, Any]] = {}  # ek_ value -> the session it was minted for
         self._call_sessions: dict[str, dict[str, Any]] = {}
         self._call_ended: dict[str, list[asyncio.Event]] = {}
         self._replies: set[asyncio.Task[None]] = (
@@ -686,6 +884,7 @@ class FakeOpenAI:
             self.known_calls.clear()
             self._faults.clear()
             self._ephemeral_keys.clear()
+            self._ephemeral_sessions.clear()
             self._call_sessions.clear()
             self._set_defaults()
 
@@ -718,11 +917,13 @@ class FakeOpenAI:
             if session is not None:
                 self._call_sessions[call_id] = session
 
-    def mint_ephemeral_key(self, ttl_seconds: float = 600) -> str:
-        """Mint an ``ek_...`` key directly, as ``/realtime/client_secrets`` would."""
+    def mint_ephemeral_key(self, ttl_seconds: float = 600, session: dict[str, Any] | None = None) -> str:
+        """Mint an ``ek_...`` key directly, as ``/realtime/client_secrets`` would; calls made with it
+        get ``session`` (default: a bare realtime session, which does not transcribe the caller)."""
         value = _new_id("ek_", 32)
         with self._lock:
             self._ephemeral_keys[value] = time.time() + ttl_seconds
+            self._ephemeral_sessions[value] = session or {"type": "realtime"}
         return value
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -899,10 +1100,15 @@ class FakeOpenAI:
                 return _error(400, "Invalid 'session': expected a JSON object.", param="session")
             if not isinstance(parsed, dict) or parsed.get("type") != "realtime":
                 return _error(400, "Invalid 'session.type': expected 'realtime'.", param="session.type")
+            unknown = unknown_session_key(parsed)
+            if unknown is not None:
+                return _unknown_parameter(unknown)
             session = parsed
         elif content_type.startswith("application/sdp"):
             sdp = recorded.body.decode("utf-8", errors="replace")
-            session = {"type": "realtime"}  # browser form: the session comes from the ephemeral key
+            key = _bearer(recorded.headers) or ""
+            with self._lock:  # browser form: the session comes from the ephemeral key
+                session = copy.deepcopy(self._ephemeral_sessions.get(key, {"type": "realtime"}))
         else:
             return _error(
                 400, "Expected multipart/form-data with 'sdp' and 'session', or an application/sdp body."
@@ -915,7 +1121,7 @@ class FakeOpenAI:
         answer = _sdp_answer(sdp)
         if self.webrtc is not None:
             try:
-                answer = await self.webrtc.answer(call_id, sdp)
+                answer = await self.webrtc.answer(call_id, sdp, session)
             except Exception as exc:  # aiortc refuses offers it cannot answer (no ICE/DTLS lines, ...)
                 return _error(400, f"Invalid SDP offer: {exc}", param="sdp", code="invalid_offer")
         self.register_call(call_id, session)
@@ -945,7 +1151,11 @@ class FakeOpenAI:
             return _error(
                 400, "Invalid 'session.type': expected 'realtime' or 'transcription'.", param="session.type"
             )
-        value = self.mint_ephemeral_key(seconds)
+        # Transcription sessions have their own schema (not checked here: the project never asks for one).
+        unknown = unknown_session_key(session) if session["type"] == "realtime" else None
+        if unknown is not None:
+            return _unknown_parameter(unknown)
+        value = self.mint_ephemeral_key(seconds, session)
         with self._lock:
             expires_at = int(self._ephemeral_keys[value])
         effective = {"object": "realtime.session", "id": _new_id("sess_"), **session}
@@ -968,6 +1178,9 @@ class FakeOpenAI:
                 return _error(
                     400, 'Invalid \'type\': the session must have "type": "realtime".', param="type"
                 )
+            unknown = unknown_session_key(body, prefix="")  # the body is the session itself
+            if unknown is not None:
+                return _unknown_parameter(unknown)
             with self._lock:
                 self._call_sessions[call_id] = body
         elif action == "reject":
@@ -1117,7 +1330,8 @@ class FakeOpenAI:
 
         async def send_event(event: dict[str, Any]) -> None:
             event = dict(event)
-            event.setdefault("event_id", _new_id("event_"))
+            if event.get("type") not in EVENTS_WITHOUT_ID:
+                event.setdefault("event_id", _new_id("event_"))
             async with send_lock:
                 await websocket.send_text(json.dumps(event))
                 session.server_events.append(event)
@@ -1146,6 +1360,8 @@ class FakeOpenAI:
                     async with send_lock:
                         await websocket.send_bytes(event)
                     continue
+                if not events_for_session([event], session_state):
+                    continue  # the caller's words as text: only when the session asked for transcription
                 await send_event(event)
             # Hold the socket open until the client closes, the call is hung up/rejected, or `hold` passes.
             ended_waiter = asyncio.create_task(call_ended.wait())
@@ -1206,9 +1422,7 @@ class FakeOpenAI:
                 event = None
             if not isinstance(event, dict):
                 session.client_events.append((received_at, {"type": None, "raw": text}))
-                await self._safe_send(
-                    send_event, {"type": "error", **_error_body("Invalid JSON event.", code="invalid_json")}
-                )
+                await self._safe_send(send_event, error_event("Invalid JSON event.", code="invalid_json"))
                 continue
             session.client_events.append((received_at, event))
             logger.info("sideband %s <- %s", session.call_id, event.get("type"))
@@ -1219,7 +1433,15 @@ class FakeOpenAI:
                 self._replies.add(reply)
                 reply.add_done_callback(self._replies.discard)
             if event.get("type") == "session.update" and isinstance(event.get("session"), dict):
-                session_state.update(event["session"])
+                unknown = unknown_session_key(event["session"])
+                if unknown is not None:  # refused as a whole; the session goes on unchanged
+                    refusal = error_event(
+                        f"Unknown parameter: '{unknown}'.", code="unknown_parameter", param=unknown
+                    )
+                    refusal["error"]["event_id"] = event.get("event_id")
+                    await self._safe_send(send_event, refusal)
+                    continue
+                _merge(session_state, event["session"])
                 await self._safe_send(
                     send_event, {"type": "session.updated", "session": copy.deepcopy(session_state)}
                 )
@@ -1235,17 +1457,7 @@ class FakeOpenAI:
         """A short spoken answer to a response.create; playback ends ``reply_audio_seconds`` later."""
         resp = _new_id("resp_")
         audio = self.reply_audio_seconds
-        events: list[dict[str, Any]] = [
-            {
-                "type": "response.created",
-                "response": {"object": "realtime.response", "id": resp, "status": "in_progress"},
-            },
-            {"type": "response.output_audio_transcript.done", "response_id": resp, "transcript": transcript},
-            {
-                "type": "response.done",
-                "response": {"object": "realtime.response", "id": resp, "status": "completed"},
-            },
-        ]
+        events = spoken_response_events(transcript, response_id=resp)
         if audio is not None:  # WebRTC and SIP report playback; None: no playback events at all
             events.insert(1, {"type": "output_audio_buffer.started", "response_id": resp})
         for event in events:

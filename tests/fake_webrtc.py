@@ -45,6 +45,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
+from tests.fake_openai import events_for_session
+
 __all__ = ["ToneTrack", "WebRTCCall", "WebRTCPeers", "loopback_only"]
 
 logger = logging.getLogger("fake_openai.webrtc")
@@ -116,6 +118,8 @@ class WebRTCCall:
     server_events: list[dict[str, Any]] = field(default_factory=list)  # sent on the data channel
     tone_frames: int = 0
     closed: bool = False
+    # The call's session (from the ephemeral key, or the `session` part): whether the caller is transcribed.
+    session: dict[str, Any] = field(default_factory=lambda: {"type": "realtime"})
 
     @property
     def connected(self) -> bool:
@@ -146,10 +150,13 @@ class WebRTCPeers:
 
     # ------------------------------------------------------------------ answering
 
-    async def answer(self, call_id: str, offer: str) -> str:
-        """Answer ``offer`` with a real peer for ``call_id``; returns the SDP answer."""
+    async def answer(self, call_id: str, offer: str, session: dict[str, Any] | None = None) -> str:
+        """Answer ``offer`` with a real peer for ``call_id`` (whose session is ``session``); returns the
+        SDP answer."""
         self._loop = asyncio.get_running_loop()
-        call = WebRTCCall(call_id=call_id, offer=offer)
+        call = WebRTCCall(
+            call_id=call_id, offer=offer, session=copy.deepcopy(session or {"type": "realtime"})
+        )
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.calls[call_id] = call
         self._peers[call_id] = pc
@@ -228,12 +235,12 @@ class WebRTCPeers:
         call.server_events.append(event)
 
     async def _greet(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
-        session = {"object": "realtime.session", "id": "sess_" + secrets.token_hex(12), "type": "realtime"}
+        session = {"object": "realtime.session", "id": "sess_" + secrets.token_hex(12), **call.session}
         self._send(call, channel, {"type": "session.created", "session": session})
         await self._play_script(call, channel)
 
     async def _play_script(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
-        for event in copy.deepcopy(self.script()):
+        for event in events_for_session(copy.deepcopy(self.script()), call.session):
             await asyncio.sleep(self.event_interval)
             if channel.readyState != "open":
                 return
@@ -249,7 +256,9 @@ class WebRTCPeers:
             event = {"type": None, "raw": text}
         call.client_events.append(event)
         if event.get("type") == "session.update":
-            self._send(call, channel, {"type": "session.updated", "session": event.get("session") or {}})
+            update = event.get("session")
+            call.session.update(update if isinstance(update, dict) else {})
+            self._send(call, channel, {"type": "session.updated", "session": copy.deepcopy(call.session)})
         elif event.get("type") == "response.create":
             self._spawn(self._play_script(call, channel))
 

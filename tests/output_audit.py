@@ -196,8 +196,8 @@ def install() -> None:
     mint = FakeOpenAI.mint_ephemeral_key
     if not getattr(mint, "__wrapped_by_audit__", False):
 
-        def minting(self: FakeOpenAI, ttl_seconds: float = 600) -> str:
-            value = mint(self, ttl_seconds)
+        def minting(self: FakeOpenAI, ttl_seconds: float = 600, session: dict[str, Any] | None = None) -> str:
+            value = mint(self, ttl_seconds, session)
             AUDIT.plant_ephemeral(value)
             return value
 

@@ -21,12 +21,22 @@ from tests.fake_openai import (
     default_sideband_script,
     dtmf_event,
     function_call_events,
+    response_created_event,
 )
 
 KEY = "sk-test-fake"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
-SESSION = {"type": "realtime", "model": "gpt-realtime", "audio": {"output": {"voice": "marin"}}}
+SESSION = {
+    "type": "realtime",
+    "model": "gpt-realtime",
+    "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}, "output": {"voice": "marin"}},
+}
+UNTRANSCRIBED = {"type": "realtime", "model": "gpt-realtime", "audio": {"output": {"voice": "marin"}}}
+CALLER_TRANSCRIPTS = (
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+)
 INVALID_KEY_BODY = {
     "error": {
         "message": "Incorrect API key provided",
@@ -58,13 +68,13 @@ def client(fake: FakeOpenAI) -> Iterator[httpx.Client]:
         yield c
 
 
-def create_call(client: httpx.Client, **kwargs: Any) -> httpx.Response:
-    files = {"sdp": (None, OFFER), "session": (None, json.dumps(SESSION))}
+def create_call(client: httpx.Client, session: dict[str, Any] = SESSION, **kwargs: Any) -> httpx.Response:
+    files = {"sdp": (None, OFFER), "session": (None, json.dumps(session))}
     return client.post("/realtime/calls", headers=AUTH, files=kwargs.pop("files", files), **kwargs)
 
 
-def new_call_id(client: httpx.Client) -> str:
-    response = create_call(client)
+def new_call_id(client: httpx.Client, session: dict[str, Any] = SESSION) -> str:
+    response = create_call(client, session)
     assert response.status_code == 201
     return response.headers["location"].rsplit("/", 1)[-1]
 
@@ -170,6 +180,70 @@ def test_client_secret_validation(client: httpx.Client) -> None:
     assert client.post("/realtime/client_secrets", headers=AUTH, json=bad_type).status_code == 400
 
 
+def test_a_browser_call_gets_the_session_of_its_ephemeral_key(fake: FakeOpenAI, client: httpx.Client) -> None:
+    calls = []
+    for session in (SESSION, UNTRANSCRIBED):
+        secret = client.post("/realtime/client_secrets", headers=AUTH, json={"session": session}).json()
+        browser = {"Authorization": f"Bearer {secret['value']}", "Content-Type": "application/sdp"}
+        call = client.post("/realtime/calls", headers=browser, content=OFFER)
+        calls.append(call.headers["location"].rsplit("/", 1)[-1])
+
+    transcribed, untranscribed = (asyncio.run(run_sideband(fake, call_id)) for call_id in calls)
+
+    assert transcribed[0]["session"]["audio"] == SESSION["audio"]
+    assert set(CALLER_TRANSCRIPTS) <= {e["type"] for e in transcribed}
+    assert not set(CALLER_TRANSCRIPTS) & {e["type"] for e in untranscribed}
+
+
+def _with(session: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``session`` with ``value`` set at the dotted ``path``."""
+    copied: dict[str, Any] = json.loads(json.dumps(session))
+    *parents, last = path.split(".")
+    node = copied
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return copied
+
+
+UNKNOWN_KEYS = [
+    ("foo", "foo"),
+    ("audio.input.foo", "audio.input.foo"),
+    ("audio.input.transcription.foo", "audio.input.transcription.foo"),
+    ("tools", "tools[0].foo"),
+]
+
+
+@pytest.mark.parametrize(("path", "param"), UNKNOWN_KEYS)
+@pytest.mark.parametrize("where", ["calls", "client_secrets", "accept"])
+def test_an_unknown_session_key_is_refused_as_openai_does(
+    fake: FakeOpenAI, client: httpx.Client, where: str, path: str, param: str
+) -> None:
+    value = [{"type": "function", "name": "f", "parameters": {}, "foo": 1}] if path == "tools" else 1
+    session = _with(SESSION, path, value)
+    fake.register_call("rtc_sip1")
+    if where == "calls":
+        response = create_call(client, session)
+    elif where == "client_secrets":
+        response = client.post("/realtime/client_secrets", headers=AUTH, json={"session": session})
+    else:
+        response = client.post("/realtime/calls/rtc_sip1/accept", headers=AUTH, json=session)
+
+    # The accept body is the session itself: its keys are named from its top (no "session." prefix).
+    expected = param if where == "accept" else f"session.{param}"
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "message": f"Unknown parameter: '{expected}'.",
+            "type": "invalid_request_error",
+            "param": expected,
+            "code": "unknown_parameter",
+        }
+    }
+    assert not fake.sidebands
+    assert fake.known_calls == {"rtc_sip1"}
+
+
 def test_call_control_known_and_unknown(fake: FakeOpenAI, client: httpx.Client) -> None:
     fake.register_call("rtc_sip123")
 
@@ -261,7 +335,10 @@ def test_sideband_session_created_then_script_and_client_events(
     fake.sideband_event_interval = 0.01
     sent: list[dict[str, Any]] = [
         {"type": "response.create"},
-        {"type": "conversation.item.create", "item": {"type": "message"}},
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        },
     ]
 
     events = asyncio.run(run_sideband(fake, call_id, send=sent))
@@ -270,7 +347,7 @@ def test_sideband_session_created_then_script_and_client_events(
     assert events[0]["session"]["model"] == "gpt-realtime"  # the session posted with the call
     types = [e["type"] for e in events[1:]]
     assert types == [e["type"] for e in default_sideband_script()]
-    assert "response.audio_transcript.delta" in types  # the beta name is in the default script
+    assert not any(t.startswith("response.audio_transcript.") for t in types)  # GA names only
     assert all(e["event_id"].startswith("event_") for e in events)
     done = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
     assert done["transcript"] == "Hello! Thanks for trying the Realtime API."
@@ -287,6 +364,53 @@ def test_sideband_session_created_then_script_and_client_events(
     assert all(session.opened_at <= at <= session.closed_at for at, _ in session.client_events)
     assert session.close_code == 1000
     assert fake.requests_to("/v1/realtime")[0].query == {"call_id": call_id}
+
+
+def test_no_caller_transcripts_unless_the_session_asks_for_transcription(
+    fake: FakeOpenAI, client: httpx.Client
+) -> None:
+    untranscribed = asyncio.run(run_sideband(fake, new_call_id(client, UNTRANSCRIBED)))
+    transcribed = asyncio.run(run_sideband(fake, new_call_id(client, SESSION)))
+
+    untranscribed_types = [e["type"] for e in untranscribed]
+    assert "input_audio_buffer.speech_started" in untranscribed_types  # the caller still speaks
+    assert not set(CALLER_TRANSCRIPTS) & set(untranscribed_types)
+    assert set(CALLER_TRANSCRIPTS) <= {e["type"] for e in transcribed}
+
+
+def test_session_update_can_turn_transcription_on(fake: FakeOpenAI, client: httpx.Client) -> None:
+    call_id = new_call_id(client, UNTRANSCRIBED)
+    fake.sideband_script = [0.2, *default_sideband_script()]  # the update lands first
+    update = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}},
+        },
+    }
+
+    events = asyncio.run(run_sideband(fake, call_id, send=[update]))
+
+    updated = next(e for e in events if e["type"] == "session.updated")
+    assert updated["session"]["audio"]["output"] == {"voice": "marin"}  # merged, not replaced
+    assert set(CALLER_TRANSCRIPTS) <= {e["type"] for e in events}
+
+
+def test_session_update_with_an_unknown_key_is_an_error_event(fake: FakeOpenAI, client: httpx.Client) -> None:
+    call_id = new_call_id(client)
+    fake.sideband_script = []
+    update = {"type": "session.update", "event_id": "evt_1", "session": {"type": "realtime", "voise": "x"}}
+
+    events = asyncio.run(run_sideband(fake, call_id, send=[update]))
+
+    assert [e["type"] for e in events] == ["session.created", "error"]
+    assert events[1]["error"] == {
+        "message": "Unknown parameter: 'session.voise'.",
+        "type": "invalid_request_error",
+        "param": "session.voise",
+        "code": "unknown_parameter",
+        "event_id": "evt_1",
+    }
 
 
 def test_sideband_session_update_is_answered(fake: FakeOpenAI, client: httpx.Client) -> None:
@@ -350,7 +474,7 @@ def test_sideband_abrupt_close_sends_no_close_frame(fake: FakeOpenAI, client: ht
 def test_sideband_held_open_until_hangup(fake: FakeOpenAI, client: httpx.Client) -> None:
     call_id = new_call_id(client)
     fake.sideband_hold_seconds = -1  # keep open until the client closes or the call ends
-    fake.sideband_script = [{"type": "response.created", "response": {"id": "resp_1"}}]
+    fake.sideband_script = [response_created_event("resp_1")]
 
     async def scenario() -> list[str]:
         types: list[str] = []

@@ -18,7 +18,7 @@ from av import AudioFrame
 from local_api.server import LocalServer, create_gateway
 from shared import deps
 from tests.conftest import API_KEY
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI
 from tests.fake_webrtc import ToneTrack, loopback_only
 
 
@@ -94,7 +94,11 @@ async def _browser_like_call(fake: FakeOpenAI, key: str) -> dict[str, Any]:
 
 
 def test_answers_with_a_real_peer_on_loopback(fake: FakeOpenAI) -> None:
-    result = asyncio.run(asyncio.wait_for(_browser_like_call(fake, fake.mint_ephemeral_key()), timeout=20))
+    result = asyncio.run(
+        asyncio.wait_for(
+            _browser_like_call(fake, fake.mint_ephemeral_key(session=TRANSCRIBING_SESSION)), timeout=20
+        )
+    )
     response: httpx.Response = result["response"]
     call_id = response.headers["location"].rsplit("/", 1)[-1]
     assert response.headers["access-control-allow-origin"] == "*"

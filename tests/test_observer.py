@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import observer_app
 import observer_worker
 from tests.conftest import API_KEY, FakeContext, LogCapture, RecordingLauncher, load_event, response_json
-from tests.fake_openai import FakeOpenAI, default_sideband_script
+from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI, default_sideband_script, response_done_event
 
 CALL_ID = "rtc_observe0123456789"
 
@@ -62,7 +63,7 @@ def test_http_entry_refuses_malformed_ids(launcher: RecordingLauncher, bad_id: s
 def test_worker_greets_logs_events_and_transcripts(
     fake: FakeOpenAI, env: pytest.MonkeyPatch, logs: LogCapture
 ) -> None:
-    fake.register_call(CALL_ID)
+    fake.register_call(CALL_ID, TRANSCRIBING_SESSION)  # the caller's words come as text too
     started = time.monotonic()
     result = observer_app.handler(worker_event(), FakeContext(remaining_seconds=60))
     assert result == {"call_id": CALL_ID, "outcome": "closed", "events": len(default_sideband_script()) + 1}
@@ -141,12 +142,19 @@ def test_missing_key_ends_the_worker(fake: FakeOpenAI, env: pytest.MonkeyPatch) 
 
 
 def test_deltas_are_counted_from_their_head_and_everything_else_is_parsed(logs: LogCapture) -> None:
+    at = '"response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0'
     frames = [
-        '{"type":"response.output_audio_transcript.delta","delta":"Hel"}',  # as the fake orders it
-        '{"event_id": "event_9", "type": "response.output_audio.delta", "delta": "AAAA"}',  # docs' order
-        '{"delta": "lo", "type": "response.output_text.delta"}',  # another order: parsed, still a delta
-        '{"type":"response.done","response":{"status":"completed"}}',
-        '{"type":"response.done"',  # broken, not a delta: warned about and not counted
+        '{"type":"response.output_audio_transcript.delta",'
+        + at
+        + ',"delta":"Hel","event_id":"event_8"}',  # fake's order
+        '{"event_id":"event_9","type":"response.output_audio.delta",'
+        + at
+        + ',"delta":"AAAA"}',  # docs' order
+        '{"delta":"lo",'
+        + at
+        + ',"event_id":"event_10","type":"response.output_text.delta"}',  # parsed, a delta
+        json.dumps({**response_done_event("resp_1"), "event_id": "event_11"}),
+        '{"type":"response.done"',  # broken on purpose, not a delta: warned about and not counted
     ]
 
     class Socket:

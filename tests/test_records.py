@@ -48,7 +48,14 @@ from tests.conftest import (
     sign,
     with_body,
 )
-from tests.fake_openai import FakeOpenAI, default_sideband_script, function_call_events
+from tests.fake_openai import (
+    TRANSCRIBING_SESSION,
+    FakeOpenAI,
+    caller_transcript_event,
+    default_sideband_script,
+    function_call_events,
+    response_done_event,
+)
 from tests.moto_aws import aws_environment, boto3_client
 from tests.test_records_pricing import FULL_USAGE
 
@@ -307,12 +314,7 @@ def call_script() -> list[Any]:
     script += function_call_events(
         "call_t1", "get_current_time", '{"timezone": "Europe/Paris"}', response_id="resp_tool"
     )
-    script.append(
-        {
-            "type": "response.done",
-            "response": {"id": "resp_more", "status": "completed", "usage": SCRIPT_USAGE},
-        }
-    )
+    script.append(response_done_event("resp_more", usage=SCRIPT_USAGE))
     return script
 
 
@@ -432,6 +434,28 @@ def test_a_webrtc_call_through_the_local_stack_is_recorded(
     assert (record["caller"], record["dialed"], record["agent"]) == ("", "", "default")
 
 
+@pytest.mark.parametrize(("transcription", "caller_turns"), [(None, ["What's new?"]), ("off", [])])
+def test_the_callers_words_reach_the_record_only_when_the_session_transcribes(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI, transcription: str | None, caller_turns: list[str]
+) -> None:
+    if transcription is not None:
+        env.setenv("TRANSCRIPTION_MODEL", transcription)
+    env.setenv("OBSERVER_GREETING_DELAY_MS", "0")
+    deps.reset()
+    with LocalServer(create_gateway()) as server:
+        offer = load_event("rtc")["body"]
+        response = httpx.post(f"{server.url}/rtc", content=offer, headers={"content-type": "application/sdp"})
+        assert response.status_code == 200
+        assert fake.wait_for(lambda: len(fake.sidebands) == 1)
+        record = wait_for_end(server, fake.sidebands[0].call_id)
+    # The fake's default script has the caller speak; OpenAI sends their words only to a session with
+    # audio.input.transcription, which TRANSCRIPTION_MODEL=off leaves out.
+    assert [t["text"] for t in record["turns"] if t["role"] == "caller"] == caller_turns
+    assert [t["text"] for t in record["turns"] if t["role"] == "assistant"] == [
+        "Hello! Thanks for trying the Realtime API."
+    ]
+
+
 def worker_event(call_id: str, **fields: Any) -> dict[str, Any]:
     event = load_event("observer_async")
     now = time.time()
@@ -477,17 +501,10 @@ def test_a_handed_off_call_is_one_record_appended_to_by_each_generation(
     env.setenv("RECORD_FLUSH_SECONDS", "60")  # only the hand-off and end flushes
     deps.reset()
     call_id = "rtc_rechandoff0001"
-    fake.register_call(call_id)
-    turn_event = {"type": "conversation.item.input_audio_transcription.completed", "transcript": ""}
+    fake.register_call(call_id, TRANSCRIBING_SESSION)  # an accepted call whose caller is transcribed
     fake.sideband_scripts = [
-        [
-            {**turn_event, "transcript": "first generation"},
-            {"type": "response.done", "response": {"usage": SCRIPT_USAGE}},
-        ],
-        [
-            {**turn_event, "transcript": "second generation"},
-            {"type": "response.done", "response": {"usage": SCRIPT_USAGE}},
-        ],
+        [caller_transcript_event("first generation"), response_done_event(usage=SCRIPT_USAGE)],
+        [caller_transcript_event("second generation"), response_done_event(usage=SCRIPT_USAGE)],
     ]
     fake.sideband_hold_seconds = -1
     outcomes: list[dict[str, Any]] = []
@@ -553,10 +570,8 @@ def test_a_live_call_is_recorded_while_it_lasts(env: pytest.MonkeyPatch, fake: F
     env.setenv("RECORD_FLUSH_SECONDS", "0.2")
     deps.reset()
     call_id = "rtc_reclive0001"
-    fake.register_call(call_id)
-    fake.sideband_script = [
-        {"type": "conversation.item.input_audio_transcription.completed", "transcript": "still here"}
-    ]
+    fake.register_call(call_id, TRANSCRIBING_SESSION)
+    fake.sideband_script = [caller_transcript_event("still here")]
     fake.sideband_hold_seconds = -1
     thread = threading.Thread(
         target=lambda: observer_app.handler(worker_event(call_id), FakeContext()), daemon=True
@@ -596,10 +611,9 @@ def test_a_finished_turn_is_written_long_before_the_periodic_flush_and_a_burst_i
     env.setenv("RECORD_FLUSH_SECONDS", "15")  # the default: only a turn's end can write sooner
     deps.reset()
     call_id = "rtc_recturn0001"
-    fake.register_call(call_id)
-    said = {"type": "conversation.item.input_audio_transcription.completed", "transcript": ""}
-    burst = [{**said, "transcript": f"burst {n}"} for n in range(6)]
-    fake.sideband_script = [{**said, "transcript": "hello"}, 1.5, *burst]
+    fake.register_call(call_id, TRANSCRIBING_SESSION)  # the caller's words as text: the session asks
+    burst = [caller_transcript_event(f"burst {n}") for n in range(6)]
+    fake.sideband_script = [caller_transcript_event("hello"), 1.5, *burst]
     fake.sideband_hold_seconds = -1
     store = CountingStore()
     started = time.monotonic()
@@ -659,11 +673,15 @@ def recorder_run(store: MemoryRecordStore, texts: list[str]) -> None:
             flush_seconds=60,
             transcripts=TRANSCRIPT_EVENTS,
         )
-        recorder.on_event({"type": "session.created", "session": {"model": "gpt-realtime-mini"}})
+        recorder.on_event(
+            {
+                "type": "session.created",
+                "event_id": "event_1",
+                "session": {"type": "realtime", "model": "gpt-realtime-mini"},
+            }
+        )
         for text in texts:
-            recorder.on_event(
-                {"type": "conversation.item.input_audio_transcription.completed", "transcript": text}
-            )
+            recorder.on_event({**caller_transcript_event(text), "event_id": "event_2"})
             await recorder.flush()
         return recorder
 

@@ -9,6 +9,7 @@ import pytest
 
 import rtc_app
 from shared import deps
+from shared.settings import DEFAULT_REALTIME_MODEL, DEFAULT_TRANSCRIPTION_MODEL
 from tests.conftest import (
     API_KEY,
     FakeContext,
@@ -39,12 +40,12 @@ def test_offer_becomes_a_call_and_an_observer(fake: FakeOpenAI, launcher: Record
     session = json.loads(upstream.form["session"])
     assert session == {
         "type": "realtime",
-        "model": "gpt-realtime-2.1",
+        "model": DEFAULT_REALTIME_MODEL,
         "instructions": DEFAULT_INSTRUCTIONS,
         "audio": {
             "input": {
                 "noise_reduction": {"type": "near_field"},
-                "transcription": {"model": "gpt-live-transcribe"},
+                "transcription": {"model": DEFAULT_TRANSCRIPTION_MODEL},
             },
             "output": {"voice": "marin"},
         },

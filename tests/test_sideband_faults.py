@@ -19,7 +19,7 @@ import observer_app
 from shared import deps
 from tests import tally
 from tests.conftest import FakeContext, LogCapture, load_event
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, error_event, response_created_event, response_done_event
 
 CALL_ID = "rtc_sidebandfault0123"
 
@@ -81,7 +81,7 @@ def test_abrupt_close_without_a_close_frame_is_a_normal_end(
     fake: FakeOpenAI, env: pytest.MonkeyPatch
 ) -> None:
     fake.register_call(CALL_ID)
-    fake.sideband_script = [{"type": "response.created", "response": {"id": "resp_1"}}]
+    fake.sideband_script = [response_created_event("resp_1")]
     fake.sideband_hold_seconds = 0.3
     fake.sideband_abrupt_close = True
     result, elapsed = run()
@@ -96,12 +96,11 @@ def test_error_events_are_logged_and_the_observer_carries_on(
     fake: FakeOpenAI, env: pytest.MonkeyPatch, logs: LogCapture
 ) -> None:
     fake.register_call(CALL_ID)
-    error = {"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown parameter"}}
     fake.sideband_script = [
-        error,
-        {"type": "response.created", "response": {"id": "resp_1"}},
-        {**error, "error": {"type": "server_error", "message": "try again"}},
-        {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "usage": {}}},
+        error_event("Unknown parameter", code="unknown_parameter", param="session.foo"),
+        response_created_event("resp_1"),
+        error_event("try again", type_="server_error"),
+        response_done_event("resp_1", usage={}),
     ]
     result, _ = run()
     assert result == {"call_id": CALL_ID, "outcome": "closed", "events": 5}
@@ -131,7 +130,7 @@ def test_malformed_frames_are_skipped_and_the_observer_carries_on(
         b"\x00\xff binary",
         "",
     ]
-    fake.sideband_script = [*malformed, {"type": "response.done", "response": {"status": "completed"}}]
+    fake.sideband_script = [*malformed, response_done_event()]
     result, _ = run()
     assert result == {"call_id": CALL_ID, "outcome": "closed", "events": 2}
     assert lease_settled("closed")
@@ -155,7 +154,7 @@ def test_a_stalled_socket_is_given_up_before_the_deadline(fake: FakeOpenAI, env:
 
 def test_server_gone_mid_call_is_a_normal_end(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
     fake.register_call(CALL_ID)
-    fake.sideband_script = [{"type": "response.created", "response": {"id": "resp_1"}}]
+    fake.sideband_script = [response_created_event("resp_1")]
     fake.sideband_hold_seconds = 0.0  # closes (1000) right after the script
     result, elapsed = run()
     assert result["outcome"] == "closed"

@@ -32,6 +32,7 @@ from tests.fake_openai import (
     dtmf_event,
     function_call_events,
     mcp_call_events,
+    spoken_response_events,
 )
 
 CALL_ID = "rtc_tools0123456789abcdef"
@@ -499,6 +500,7 @@ def test_tool_calls_unit_ignores_non_function_items() -> None:
     )
 
     async def feed() -> None:
+        # Malformed on purpose: a message item carrying a call's fields, and a call without its call_id.
         calls.on_event(
             {"type": "response.output_item.done", "item": {"type": "message", "call_id": "x", "name": "y"}}
         )
@@ -540,6 +542,7 @@ def test_tool_events_are_exactly_the_types_on_event_acts_on() -> None:
         return calls._changed is not before  # every handled type ends in _notify()
 
     async def feed() -> None:
+        # A sweep over event types: bare events of each type, not whole ones (only `type` matters here).
         for kind in sorted(observer_tools.TOOL_EVENTS):
             assert acts_on({"type": kind, "response": {"id": "resp_x"}, "event": "5"}), kind
         others = {str(e["type"]) for e in realistic_script(400)} - observer_tools.TOOL_EVENTS
@@ -561,14 +564,21 @@ def test_the_reader_hands_tool_calls_only_tool_events() -> None:
         def on_closed(self) -> None:
             seen.append("closed")
 
+    spoken = spoken_response_events("Hello", deltas=["Hel"])
+    called = function_call_events("c1", "echo", '{"text": "hi"}')
+    item = {"id": "item_1", "type": "message", "role": "user", "content": []}
+    events = [
+        spoken[1],  # response.output_audio_transcript.delta
+        {"type": "rate_limits.updated", "rate_limits": []},
+        called[0],  # response.created
+        called[3],  # response.function_call_arguments.done
+        {"type": "conversation.item.created", "item": item},
+        called[-1],  # response.done
+        dtmf_event("5"),
+    ]
     frames = [
-        '{"type": "response.output_audio_transcript.delta", "delta": "Hel"}',
-        '{"type": "rate_limits.updated", "rate_limits": []}',
-        '{"type": "response.created", "response": {"id": "resp_1"}}',
-        '{"type": "response.function_call_arguments.done", "call_id": "c1", "name": "echo"}',
-        '{"type": "conversation.item.created", "item": {"id": "i"}}',
-        '{"type": "response.done", "response": {"id": "resp_1"}}',
-        '{"type": "input_audio_buffer.dtmf_event_received", "event": "5"}',
+        json.dumps({"event_id": f"event_{i}", **e} if "dtmf" not in e["type"] else e)
+        for i, e in enumerate(events)
     ]
 
     class Socket:

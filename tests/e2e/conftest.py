@@ -77,18 +77,29 @@ def fake(webrtc_fake: FakeOpenAI) -> FakeOpenAI:
 @pytest.fixture(scope="session")
 def dev_server(rtc_fake: FakeOpenAI) -> Iterator[str]:
     """`make dev` (python -m local_api) in a subprocess, pointed at the fake; yields its URL."""
+    yield from _serve(rtc_fake)
+
+
+@pytest.fixture(scope="session")
+def untranscribed_dev_server(rtc_fake: FakeOpenAI) -> Iterator[str]:
+    """`make dev` with TRANSCRIPTION_MODEL=off: sessions without `audio.input.transcription`."""
+    yield from _serve(rtc_fake, TRANSCRIPTION_MODEL="off")
+
+
+def _serve(fake: FakeOpenAI, **settings: str) -> Iterator[str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "OBSERVER_", "REALTIME_", "AWS_"))
+        if not key.startswith(("OPENAI_", "OBSERVER_", "REALTIME_", "AWS_", "TRANSCRIPTION_"))
     }
     env.update(
         OPENAI_API_KEY=API_KEY,
         OPENAI_SIGNING_SECRET=SIGNING_SECRET,
-        OPENAI_BASE_URL=rtc_fake.base_url,
+        OPENAI_BASE_URL=fake.base_url,
         OBSERVER_LAUNCH="local",
         POWERTOOLS_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
+        **settings,
     )
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "local_api", "--port", "0", "--env-file", str(REPO / "tests/e2e/no.env")],

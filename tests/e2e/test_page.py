@@ -171,6 +171,31 @@ def test_call_directly_with_an_ephemeral_key(page: Page, fake: FakeOpenAI) -> No
     stop_call(page, fake, call)
 
 
+@pytest.mark.parametrize("via", ["server", "direct"])
+def test_without_transcription_the_page_shows_no_caller_words(
+    context: BrowserContext, untranscribed_dev_server: str, fake: FakeOpenAI, via: str
+) -> None:
+    page = context.new_page()
+    page.goto(untranscribed_dev_server + "/")
+    page.select_option("#via", via)
+    start_call(page)
+    call = only_call(fake)
+    # The assistant still speaks, but OpenAI sends no caller transcript to a session that did not ask.
+    expect(page.locator("#transcript .turn.assistant .text")).to_have_text(ASSISTANT_TEXT)
+    assert "transcription" not in call.session.get("audio", {}).get("input", {})
+    assert fake.wait_for(
+        lambda: "input_audio_buffer.speech_started" in [e["type"] for e in call.server_events]
+    )
+    time.sleep(0.3)  # the script's last events (the caller transcripts, if any were sent) have gone
+    sent = [e["type"] for e in call.server_events]
+    assert not any(t.startswith("conversation.item.input_audio_transcription.") for t in sent)
+    # speech_started opens a "You" bubble; without transcription it never gets the caller's words.
+    expect(page.locator("#transcript .turn.you .text")).to_have_text([""])
+    expect(page.locator("#transcript")).not_to_contain_text(CALLER_TEXT)
+    stop_call(page, fake, call)
+    page.close()
+
+
 def test_direct_mode_without_a_readable_location_still_connects(page: Page, fake: FakeOpenAI) -> None:
     fake.cors_expose_location = False  # the browser then hides Location from the page
     page.select_option("#via", "direct")
