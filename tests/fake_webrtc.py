@@ -116,6 +116,7 @@ class WebRTCCall:
     server_events: list[dict[str, Any]] = field(default_factory=list)  # sent on the data channel
     tone_frames: int = 0
     closed: bool = False
+    greeting: list[dict[str, Any]] | None = None  # GPT-Live: the only events the data channel sends
 
     @property
     def connected(self) -> bool:
@@ -143,10 +144,14 @@ class WebRTCPeers:
 
     # ------------------------------------------------------------------ answering
 
-    async def answer(self, call_id: str, offer: str) -> str:
-        """Answer ``offer`` with a real peer for ``call_id``; returns the SDP answer."""
+    async def answer(self, call_id: str, offer: str, *, greeting: list[dict[str, Any]] | None = None) -> str:
+        """Answer ``offer`` with a real peer for ``call_id``; returns the SDP answer.
+
+        ``greeting``: the data channel sends these events and nothing else (a GPT-Live session: no
+        Realtime ``session.created``, script or replies); None: the Realtime protocol.
+        """
         self._loop = asyncio.get_running_loop()
-        call = WebRTCCall(call_id=call_id, offer=offer)
+        call = WebRTCCall(call_id=call_id, offer=offer, greeting=greeting)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.calls[call_id] = call
         self._peers[call_id] = pc
@@ -225,6 +230,10 @@ class WebRTCPeers:
         call.server_events.append(event)
 
     async def _greet(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
+        if call.greeting is not None:
+            for event in call.greeting:
+                self._send(call, channel, event)
+            return
         session = {"object": "realtime.session", "id": "sess_" + secrets.token_hex(12), "type": "realtime"}
         self._send(call, channel, {"type": "session.created", "session": session})
         await self._play_script(call, channel)
@@ -245,6 +254,8 @@ class WebRTCPeers:
         if not isinstance(event, dict):
             event = {"type": None, "raw": text}
         call.client_events.append(event)
+        if call.greeting is not None:
+            return  # GPT-Live data channel: recorded only
         if event.get("type") == "session.update":
             self._send(call, channel, {"type": "session.updated", "session": event.get("session") or {}})
         elif event.get("type") == "response.create":
