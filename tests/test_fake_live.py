@@ -630,3 +630,76 @@ def test_webrtc_sessions_end_with_session_close_not_hangup(fake: FakeOpenAI, cli
     response = client.post(f"/live/sessions/{session_id}/hangup")
     assert response.status_code == 400
     assert "session.close" in response.json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- WebRTC (real aiortc peer)
+
+
+def test_webrtc_create_answers_with_a_real_peer_speaking_live(webrtc_fake: FakeOpenAI) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from tests.conftest import API_KEY
+    from tests.fake_webrtc import ToneTrack, loopback_only
+
+    async def browser() -> tuple[str, list[dict[str, Any]]]:
+        loopback_only()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(ToneTrack())
+        channel = pc.createDataChannel("oai-events")  # before the offer, like the page
+        received: list[dict[str, Any]] = []
+        started = asyncio.Event()
+
+        @channel.on("message")
+        def on_message(message: str) -> None:
+            received.append(json.loads(message))
+            started.set()
+
+        await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers ICE before returning
+        body = {"session": SESSION, "transport": {"type": "webrtc", "sdp": pc.localDescription.sdp}}
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            response = await http.post(f"{webrtc_fake.base_url}/live/sessions", json=body)
+        assert response.status_code == 201, response.text
+        answer = response.json()["transport"]["sdp"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await asyncio.wait_for(started.wait(), timeout=10)
+        await asyncio.sleep(0.2)  # nothing else comes on the channel
+        await pc.close()
+        return str(response.json()["session"]["id"]), received
+
+    session_id, received = asyncio.run(browser())
+    assert [event["type"] for event in received] == ["session.started"]
+    check_server_event(received[0])
+    assert received[0]["session"]["id"] == session_id
+    assert webrtc_fake.webrtc_calls[session_id].connected
+
+
+# --------------------------------------------------------------------------- the strict checker itself
+
+
+def test_sdk_strict_names_unknown_missing_and_mistyped_fields() -> None:
+    from openai.types.live import SessionClosedEvent
+
+    good = {
+        "type": "session.closed",
+        "event_id": "e1",
+        "reason": "remote_hangup",
+        "session": {"id": "live_1", "expires_at": 1, "model": "gpt-live-1", "status": "active"},
+        "usage": {"seconds": 3},
+    }
+    assert_strict(SessionClosedEvent, good)
+    bad = {
+        **good,
+        "extra": 1,
+        "usage": {"seconds": "3"},
+        "session": {"id": "live_1", "model": "m", "status": "active"},
+    }
+    assert {(i.code, i.path) for i in strict_issues(ConnectServerEvent, bad)} == {
+        ("unknown_parameter", "extra"),
+        ("invalid_type", "usage.seconds"),
+        ("missing_required_parameter", "session.expires_at"),
+    }
+    with pytest.raises(AssertionError, match="Unknown parameter: 'extra'"):
+        assert_strict(ConnectServerEvent, bad)
+    unknown_type = strict_issues(ConnectClientEventParam, {"type": "session.start"})
+    assert unknown_type[0].path == "type"
+    assert "session.close" in unknown_type[0].message  # lists what is supported
