@@ -658,11 +658,10 @@ class LiveState:
         elif kind == "session.instructions.append":
             await self._on_instructions(session, event, client_event_id)
         elif kind in ("session.thinking.append", "session.commentary.append"):
-            delegation_id = event.get("delegation_id")
             self._emit(
                 session, {"type": kind.replace(".append", ".appended")}, client_event_id=client_event_id
             )
-            if kind == "session.commentary.append" and delegation_id is not None:
+            if kind == "session.commentary.append":  # commentary is spoken; thinking stays silent
                 await self._speak(session, str(event["content"]))
         elif kind == "transport.dtmf.send":
             if session.transport != "sip":
