@@ -76,6 +76,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
+    from tests.fake_live import LiveState, PendingSipCall
     from tests.fake_webrtc import WebRTCCall, WebRTCPeers
 
 __all__ = [
@@ -740,6 +741,9 @@ class FakeOpenAI:
         self._bound_port: int | None = None
         self._stopping = threading.Event()
         self._set_defaults()
+        from tests import fake_live  # GPT-Live (/v1/live/...): tests/fake_live.py; imported here (cycle)
+
+        self.live: LiveState = fake_live.LiveState(self)
         self._app = Starlette(
             routes=[
                 Route("/v1/_health", self._http(self._health, auth=False), methods=["GET"]),
@@ -757,6 +761,7 @@ class FakeOpenAI:
                     self._http(self._control_call_status, auth=False),
                     methods=["GET"],
                 ),
+                *fake_live.routes(self),
                 Route("/{path:path}", self._http(self._not_found, auth=False), methods=_ALL_METHODS),
             ]
         )
@@ -887,6 +892,7 @@ class FakeOpenAI:
             self._ephemeral_sessions.clear()
             self._call_sessions.clear()
             self._set_defaults()
+        self.live.reset()
 
     def fail_next(self, path_suffix: str, status: int, body: Any = None, *, times: int = 1) -> None:
         """Answer the next ``times`` requests whose path ends with ``path_suffix`` with ``status``.
@@ -916,6 +922,13 @@ class FakeOpenAI:
             self.known_calls.add(call_id)
             if session is not None:
                 self._call_sessions[call_id] = session
+
+    def register_pending_sip_call(
+        self, *, call_id: str | None = None, session_id: str | None = None
+    ) -> PendingSipCall:
+        """An incoming SIP call reachable as Realtime ``call_id`` and Live ``session_id``: the first
+        accept/reject through either API decides (see tests/fake_live.py)."""
+        return self.live.register_pending_sip_call(call_id=call_id, session_id=session_id)
 
     def mint_ephemeral_key(self, ttl_seconds: float = 600, session: dict[str, Any] | None = None) -> str:
         """Mint an ``ek_...`` key directly, as ``/realtime/client_secrets`` would; calls made with it
@@ -1193,6 +1206,9 @@ class FakeOpenAI:
             target = body.get("target_uri") if isinstance(body, dict) else None
             if not isinstance(target, str) or not target.startswith(("tel:", "sip:", "sips:")):
                 return _error(400, "Invalid 'target_uri': expected a tel: or sip: URI.", param="target_uri")
+        decided_by_live = self.live.realtime_decision(call_id, action)  # one pending call, two APIs
+        if decided_by_live is not None:
+            return decided_by_live
         if action in ("reject", "hangup") or (action == "refer" and self.refer_outcome == "transfer"):
             for ended in self._call_ended.get(call_id, []):
                 ended.set()  # open sidebands of this call close now (the id stays in known_calls)

@@ -120,6 +120,7 @@ class WebRTCCall:
     closed: bool = False
     # The call's session (from the ephemeral key, or the `session` part): whether the caller is transcribed.
     session: dict[str, Any] = field(default_factory=lambda: {"type": "realtime"})
+    greeting: list[dict[str, Any]] | None = None  # GPT-Live: the only events the data channel sends
 
     @property
     def connected(self) -> bool:
@@ -150,12 +151,26 @@ class WebRTCPeers:
 
     # ------------------------------------------------------------------ answering
 
-    async def answer(self, call_id: str, offer: str, session: dict[str, Any] | None = None) -> str:
+    async def answer(
+        self,
+        call_id: str,
+        offer: str,
+        session: dict[str, Any] | None = None,
+        *,
+        greeting: list[dict[str, Any]] | None = None,
+    ) -> str:
         """Answer ``offer`` with a real peer for ``call_id`` (whose session is ``session``); returns the
-        SDP answer."""
+        SDP answer.
+
+        ``greeting``: the data channel sends these events and nothing else (a GPT-Live session: no
+        Realtime ``session.created``, script or replies); None: the Realtime protocol.
+        """
         self._loop = asyncio.get_running_loop()
         call = WebRTCCall(
-            call_id=call_id, offer=offer, session=copy.deepcopy(session or {"type": "realtime"})
+            call_id=call_id,
+            offer=offer,
+            session=copy.deepcopy(session or {"type": "realtime"}),
+            greeting=greeting,
         )
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.calls[call_id] = call
@@ -235,6 +250,10 @@ class WebRTCPeers:
         call.server_events.append(event)
 
     async def _greet(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
+        if call.greeting is not None:
+            for event in call.greeting:
+                self._send(call, channel, event)
+            return
         session = {"object": "realtime.session", "id": "sess_" + secrets.token_hex(12), **call.session}
         self._send(call, channel, {"type": "session.created", "session": session})
         await self._play_script(call, channel)
@@ -255,6 +274,8 @@ class WebRTCPeers:
         if not isinstance(event, dict):
             event = {"type": None, "raw": text}
         call.client_events.append(event)
+        if call.greeting is not None:
+            return  # GPT-Live data channel: recorded only
         if event.get("type") == "session.update":
             update = event.get("session")
             call.session.update(update if isinstance(update, dict) else {})
