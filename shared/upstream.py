@@ -1,4 +1,5 @@
-"""The OpenAI Realtime HTTP API, on one pooled httpx client per event loop (so per warm container)."""
+"""The OpenAI Realtime and GPT-Live HTTP APIs, on one pooled httpx client per event loop (so per warm
+container)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ from shared.secrets import SecretStore
 from shared.settings import Settings
 
 CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
+# A GPT-Live session id (`live_...`, from `live.transport.incoming` or a create): never an `rtc_` id.
+LIVE_SESSION_ID_PATTERN = re.compile(r"^live_[A-Za-z0-9_-]{1,200}$")
+DECISION_ALREADY_MADE = "decision_already_made"
+
+
+class DecisionAlreadyMade(UpstreamError):
+    """An accept or reject lost to a decision already made for the call (by the other API's webhook,
+    or a duplicate delivery): the call is decided, so the webhook answers 2xx quietly. Never retried."""
 
 
 def make_headers(api_key: str, content_type: str | None = None) -> dict[str, str]:
@@ -33,6 +42,14 @@ class CreatedCall:
     call_id: str
     sdp: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class CreatedLiveSession:
+    """`POST /live/sessions` (WebRTC): the new session's id (for the sideband) and the SDP answer."""
+
+    session_id: str
+    sdp: str
 
 
 class OpenAIClient:
@@ -116,7 +133,50 @@ class OpenAIClient:
     async def _call_control(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
         if not CALL_ID_PATTERN.match(call_id):
             raise ValueError(f"not a call id: {call_id[:40]!r}")
-        path = f"/realtime/calls/{call_id}/{action}"
+        await self._post_control(f"/realtime/calls/{call_id}/{action}", body)
+
+    # ----------------------------------------------------------------- GPT-Live (/live/sessions)
+
+    async def create_live_session(self, body: dict[str, Any]) -> CreatedLiveSession:
+        """POST /live/sessions (JSON `{session, transport: {type: "webrtc", sdp}}`, shared/live_session.py)
+        -> the session id and the SDP answer."""
+        response = await self._send(
+            lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
+        )
+        data = _json_object(response)
+        session, transport = data.get("session"), data.get("transport")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        sdp = transport.get("sdp") if isinstance(transport, dict) else None
+        if not isinstance(session_id, str) or not LIVE_SESSION_ID_PATTERN.match(session_id):
+            raise UpstreamError(
+                "Upstream answer had no usable session id", upstream_status=response.status_code
+            )
+        if not isinstance(sdp, str) or not sdp.startswith("v="):
+            raise UpstreamError("Upstream answer had no SDP", upstream_status=response.status_code)
+        return CreatedLiveSession(session_id=session_id, sdp=sdp)
+
+    async def accept_live_session(self, session_id: str, body: dict[str, Any]) -> None:
+        """Accept an inbound SIP call; `body` is `{"session": {"type": "live", ...}}`. Returns once the
+        session is initialised; DecisionAlreadyMade when another decision won."""
+        await self._live_control(session_id, "accept", body)
+
+    async def reject_live_session(self, session_id: str, status_code: int) -> None:
+        """Reject an inbound SIP call: Live requires the SIP status (486 busy, 603 declined)."""
+        await self._live_control(session_id, "reject", {"status_code": status_code})
+
+    async def refer_live_session(self, session_id: str, target_uri: str) -> None:
+        await self._live_control(session_id, "refer", {"target_uri": target_uri})
+
+    async def hangup_live_session(self, session_id: str) -> None:
+        """End a SIP call (no body). A Live WebRTC session ends with `session.close` on the sideband."""
+        await self._live_control(session_id, "hangup", None)
+
+    async def _live_control(self, session_id: str, action: str, body: dict[str, Any] | None) -> None:
+        if not LIVE_SESSION_ID_PATTERN.match(session_id):
+            raise ValueError(f"not a Live session id: {session_id[:40]!r}")
+        await self._post_control(f"/live/sessions/{session_id}/{action}", body)
+
+    async def _post_control(self, path: str, body: dict[str, Any] | None) -> None:
         await self._send(lambda key: self._http().post(path, json=body, headers=make_headers(key)))
 
     async def _send(self, request: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
@@ -129,7 +189,8 @@ class OpenAIClient:
                 response = await _guarded(request, fresh)
         if response.is_success:
             return response
-        raise UpstreamError(
+        kind = DecisionAlreadyMade if _error_code(response) == DECISION_ALREADY_MADE else UpstreamError
+        raise kind(
             f"OpenAI answered {response.status_code}: {_error_message(response)}",
             upstream_status=response.status_code,
         )
@@ -152,6 +213,15 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UpstreamError("Upstream answer was not a JSON object", upstream_status=response.status_code)
     return data
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """OpenAI's `error.code` (e.g. `decision_already_made`), when the answer carries one."""
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def _error_message(response: httpx.Response) -> str:
