@@ -9,7 +9,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -22,6 +22,21 @@ CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
 # A GPT-Live session id (`live_...`, from `live.transport.incoming` or a create): never an `rtc_` id.
 LIVE_SESSION_ID_PATTERN = re.compile(r"^live_[A-Za-z0-9_-]{1,200}$")
 DECISION_ALREADY_MADE = "decision_already_made"
+ControlAction = Literal["accept", "reject", "refer", "hangup"]
+
+
+def realtime_call_path(call_id: str, action: ControlAction) -> str:
+    """The call-control path of a Realtime call (`rtc_...`); ValueError for anything else."""
+    if not CALL_ID_PATTERN.match(call_id):
+        raise ValueError(f"not a call id: {call_id[:40]!r}")
+    return f"/realtime/calls/{call_id}/{action}"
+
+
+def live_session_path(session_id: str, action: ControlAction) -> str:
+    """The call-control path of a GPT-Live session (`live_...`); ValueError for anything else."""
+    if not LIVE_SESSION_ID_PATTERN.match(session_id):
+        raise ValueError(f"not a Live session id: {session_id[:40]!r}")
+    return f"/live/sessions/{session_id}/{action}"
 
 
 class DecisionAlreadyMade(UpstreamError):
@@ -130,10 +145,8 @@ class OpenAIClient:
         """SIP transfer: OpenAI sends a REFER to the trunk; the sideband closes once it is done."""
         await self._call_control(call_id, "refer", {"target_uri": target_uri})
 
-    async def _call_control(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
-        if not CALL_ID_PATTERN.match(call_id):
-            raise ValueError(f"not a call id: {call_id[:40]!r}")
-        await self._post_control(f"/realtime/calls/{call_id}/{action}", body)
+    async def _call_control(self, call_id: str, action: ControlAction, body: dict[str, Any] | None) -> None:
+        await self._post_control(realtime_call_path(call_id, action), body)
 
     # ----------------------------------------------------------------- GPT-Live (/live/sessions)
 
@@ -171,10 +184,10 @@ class OpenAIClient:
         """End a SIP call (no body). A Live WebRTC session ends with `session.close` on the sideband."""
         await self._live_control(session_id, "hangup", None)
 
-    async def _live_control(self, session_id: str, action: str, body: dict[str, Any] | None) -> None:
-        if not LIVE_SESSION_ID_PATTERN.match(session_id):
-            raise ValueError(f"not a Live session id: {session_id[:40]!r}")
-        await self._post_control(f"/live/sessions/{session_id}/{action}", body)
+    async def _live_control(
+        self, session_id: str, action: ControlAction, body: dict[str, Any] | None
+    ) -> None:
+        await self._post_control(live_session_path(session_id, action), body)
 
     async def _post_control(self, path: str, body: dict[str, Any] | None) -> None:
         await self._send(lambda key: self._http().post(path, json=body, headers=make_headers(key)))

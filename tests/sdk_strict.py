@@ -9,6 +9,7 @@ key the type does not declare and any required key that is missing, then validat
 from __future__ import annotations
 
 import collections.abc
+import functools
 import types
 import typing
 from typing import Any, Literal, NotRequired, Required, get_args, get_origin
@@ -70,7 +71,7 @@ def _unwrap(type_: Any) -> Any:
 def _mapping_problems(type_: Any, data: Any, path: str) -> list[str]:
     if not isinstance(data, dict):
         return [f"{path}: expected an object for {type_.__name__}"]
-    hints = typing.get_type_hints(type_, include_extras=True)
+    hints = _hints(type_)
     problems = [f"{path}.{key}: not a field of {type_.__name__}" for key in data if key not in hints]
     problems += [
         f"{path}.{key}: required by {type_.__name__}" for key in _required(type_, hints) if key not in data
@@ -79,6 +80,11 @@ def _mapping_problems(type_: Any, data: Any, path: str) -> list[str]:
         if key in hints:
             problems += strict_problems(hints[key], value, f"{path}.{key}")
     return problems
+
+
+@functools.cache
+def _hints(type_: Any) -> dict[str, Any]:
+    return typing.get_type_hints(type_, include_extras=True)
 
 
 def _required(type_: Any, hints: dict[str, Any]) -> list[str]:
