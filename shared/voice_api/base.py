@@ -3,9 +3,11 @@ interface each API's adapter implements (shared/voice_api/realtime.py, live.py).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from shared.settings import VoiceApi
 from shared.upstream import ControlAction
@@ -125,6 +127,23 @@ ClientEvent = dict[str, Any]
 NO_EVENTS: tuple[ObserverEvent, ...] = ()
 
 
+def json_event(message: str | bytes) -> dict[str, Any] | None:
+    """A sideband frame as an event: a JSON object with a string `type`, else None."""
+    try:
+        event = json.loads(message)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 class EventParser(Protocol):
     """One call's server events -> observer events. Holds the little state an API needs (Live: which
     backend response each delegation is on), so use one per call."""
@@ -175,8 +194,20 @@ class VoiceApiAdapter(Protocol):
         ...
 
 
-class OutputsThenContinue:
-    """`tool_outputs` for an adapter that has `tool_output` and `continue_after_tools`."""
+class AdapterBase:
+    """What the adapters share: call ids of one shape, a sideband path, outputs then one continue."""
+
+    id_pattern: ClassVar[re.Pattern[str]]
+    id_kind: ClassVar[str]  # for errors: "call id", "Live session id"
+    sideband_path: ClassVar[str]  # under the sideband base, with `{id}`
+
+    def call_id_ok(self, call_id: str) -> bool:
+        return bool(self.id_pattern.match(call_id))
+
+    def sideband_url(self, sideband_base: str, call_id: str) -> str:
+        if not self.call_id_ok(call_id):
+            raise ValueError(f"not a {self.id_kind}: {call_id[:40]!r}")
+        return sideband_base.rstrip("/") + self.sideband_path.format(id=call_id)
 
     def tool_output(self, call_id: str, output: str) -> ClientEvent:
         raise NotImplementedError

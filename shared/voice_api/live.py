@@ -14,7 +14,6 @@ output audio yields only its `end_ms`, as playback progress. Anything else falls
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -22,12 +21,12 @@ from shared.settings import VoiceApi
 from shared.upstream import LIVE_SESSION_ID_PATTERN, ControlAction, live_session_path
 from shared.voice_api.base import (
     NO_EVENTS,
+    AdapterBase,
     ApiError,
     ClientEvent,
     Closed,
     Keypad,
     ObserverEvent,
-    OutputsThenContinue,
     Playback,
     ResponseDone,
     ResponseStarted,
@@ -37,6 +36,9 @@ from shared.voice_api.base import (
     TokenUsage,
     ToolCall,
     Transcript,
+    as_dict,
+    as_text,
+    json_event,
 )
 
 # What the model is told when a profile has no greeting: Live has no "speak now" response.create.
@@ -74,13 +76,8 @@ class LiveParser:
             audio = reflected_audio(message)
             if audio is not None:
                 return audio
-        try:
-            event = json.loads(message)
-        except ValueError:
-            return NO_EVENTS
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            return NO_EVENTS
-        return self.on_event(event)
+        event = json_event(message)
+        return NO_EVENTS if event is None else self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> tuple[ObserverEvent, ...]:
         kind: str = event["type"]
@@ -92,30 +89,30 @@ class LiveParser:
                 else NO_EVENTS
             )
         if kind == "response.event":
-            return self._backend(_dict(event.get("event")), event.get("delegation_id"))
+            return self._backend(as_dict(event.get("event")), event.get("delegation_id"))
         if kind == "session.usage.updated":
-            return (_usage(_dict(event.get("usage")), final=False),)
+            return (_usage(as_dict(event.get("usage")), final=False),)
         if kind == "session.closed":
             return (
-                _usage(_dict(event.get("usage")), final=True),
-                Closed(_text(event.get("reason")) or "closed"),
+                _usage(as_dict(event.get("usage")), final=True),
+                Closed(as_text(event.get("reason")) or "closed"),
             )
         if kind == "transport.dtmf.received":
-            return (Keypad(_text(event.get("event"))[:8]),)
+            return (Keypad(as_text(event.get("event"))[:8]),)
         if kind == "session.output_audio.delta":  # a reflected frame the fast path let through
             end_ms = event.get("end_ms")
             return (Playback("progress", end_ms=end_ms if isinstance(end_ms, int) else None),)
         if kind == "session.started":
-            session = _dict(event.get("session"))
+            session = as_dict(event.get("session"))
             expires_at = session.get("expires_at")
             return (
                 SessionInfo(
-                    _text(session.get("model"))[:64], expires_at if isinstance(expires_at, int) else None
+                    as_text(session.get("model"))[:64], expires_at if isinstance(expires_at, int) else None
                 ),
             )
         if kind == "error":
-            error = _dict(event.get("error"))
-            return (ApiError(_text(error.get("code")), _text(error.get("message"))),)
+            error = as_dict(event.get("error"))
+            return (ApiError(as_text(error.get("code")), as_text(error.get("message"))),)
         return NO_EVENTS
 
     def _backend(self, inner: dict[str, Any], delegation_id: object) -> tuple[ObserverEvent, ...]:
@@ -123,11 +120,11 @@ class LiveParser:
         key = delegation or ""
         kind = inner.get("type")
         if kind == "response.created":
-            response_id = _text(_dict(inner.get("response")).get("id"))
+            response_id = as_text(as_dict(inner.get("response")).get("id"))
             self._responses[key] = response_id
             return (ResponseStarted(response_id),)
         if kind == "response.output_item.done":
-            item = _dict(inner.get("item"))
+            item = as_dict(inner.get("item"))
             call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
             if (
                 item.get("type") != "function_call"
@@ -139,9 +136,9 @@ class LiveParser:
             args = arguments if isinstance(arguments, str) else "{}"
             return (ToolCall(call_id, name, args, response_id, delegation),)
         if kind in DONE_EVENTS:
-            response = _dict(inner.get("response"))
-            response_id = _text(response.get("id")) or self._responses.get(key, key)
-            status = _text(response.get("status")) or str(kind).removeprefix("response.")
+            response = as_dict(inner.get("response"))
+            response_id = as_text(response.get("id")) or self._responses.get(key, key)
+            status = as_text(response.get("status")) or str(kind).removeprefix("response.")
             usage = _backend_usage(response.get("usage"))
             return (*usage, ResponseDone(response_id, status))
         return NO_EVENTS
@@ -178,7 +175,7 @@ def _backend_usage(usage: object) -> tuple[ObserverEvent, ...]:
     if not isinstance(usage, dict):
         return NO_EVENTS
     given, output = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
-    cached = _count(_dict(usage.get("input_tokens_details")).get("cached_tokens"))
+    cached = _count(as_dict(usage.get("input_tokens_details")).get("cached_tokens"))
     counts = {
         "backend_input_tokens": max(0, given - cached),
         "backend_cached_input_tokens": cached,
@@ -191,25 +188,13 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-class LiveAdapter(OutputsThenContinue):
+class LiveAdapter(AdapterBase):
     name: VoiceApi = "live"
     can_send_keypad = True  # SIP calls only: a WebRTC session answers with an `error`
 
-    def call_id_ok(self, call_id: str) -> bool:
-        return bool(LIVE_SESSION_ID_PATTERN.match(call_id))
-
-    def sideband_url(self, sideband_base: str, call_id: str) -> str:
-        if not self.call_id_ok(call_id):
-            raise ValueError(f"not a Live session id: {call_id[:40]!r}")
-        return f"{sideband_base.rstrip('/')}/live/sessions/{call_id}/attach"
+    id_pattern = LIVE_SESSION_ID_PATTERN
+    id_kind = "Live session id"
+    sideband_path = "/live/sessions/{id}/attach"
 
     def control_path(self, call_id: str, action: ControlAction) -> str:
         return live_session_path(call_id, action)

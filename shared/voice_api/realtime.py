@@ -4,7 +4,6 @@ session's model, errors) and the client events it sends."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,11 +11,11 @@ from shared.settings import VoiceApi
 from shared.upstream import CALL_ID_PATTERN, ControlAction, realtime_call_path
 from shared.voice_api.base import (
     NO_EVENTS,
+    AdapterBase,
     ApiError,
     ClientEvent,
     Keypad,
     ObserverEvent,
-    OutputsThenContinue,
     Playback,
     PlaybackState,
     ResponseDone,
@@ -26,6 +25,9 @@ from shared.voice_api.base import (
     TokenUsage,
     ToolCall,
     Transcript,
+    as_dict,
+    as_text,
+    json_event,
 )
 
 # Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
@@ -52,7 +54,7 @@ class RealtimeParser:
     def parse(self, message: str | bytes) -> tuple[ObserverEvent, ...]:
         if isinstance(message, str) and _DELTA_HEAD.match(message):
             return NO_EVENTS
-        event = _json_event(message)
+        event = json_event(message)
         if event is None:
             return NO_EVENTS
         kind: str = event["type"]
@@ -65,32 +67,32 @@ class RealtimeParser:
                 else NO_EVENTS
             )
         if kind == "response.function_call_arguments.done":
-            return _tool_calls([{**event, "type": "function_call"}], _text(event.get("response_id")))
+            return _tool_calls([{**event, "type": "function_call"}], as_text(event.get("response_id")))
         if kind == "response.output_item.done":
-            return _tool_calls([_dict(event.get("item"))], _text(event.get("response_id")))
+            return _tool_calls([as_dict(event.get("item"))], as_text(event.get("response_id")))
         if kind == "response.created":
-            return (ResponseStarted(_text(_dict(event.get("response")).get("id"))),)
+            return (ResponseStarted(as_text(as_dict(event.get("response")).get("id"))),)
         if kind == "response.done":
-            return _response_done(_dict(event.get("response")))
+            return _response_done(as_dict(event.get("response")))
         if kind in PLAYBACK:
-            return (Playback(PLAYBACK[kind], _text(event.get("response_id"))),)
+            return (Playback(PLAYBACK[kind], as_text(event.get("response_id"))),)
         if kind == "input_audio_buffer.dtmf_event_received":
-            return (Keypad(_text(event.get("event"))[:8]),)
+            return (Keypad(as_text(event.get("event"))[:8]),)
         if kind in ("session.created", "session.updated"):
-            model = _dict(event.get("session")).get("model")
+            model = as_dict(event.get("session")).get("model")
             return (SessionInfo(model[:64]),) if isinstance(model, str) and model else NO_EVENTS
         if kind == "error":
-            error = _dict(event.get("error"))
-            return (ApiError(_text(error.get("code")), _text(error.get("message"))),)
+            error = as_dict(event.get("error"))
+            return (ApiError(as_text(error.get("code")), as_text(error.get("message"))),)
         return NO_EVENTS
 
 
 def _response_done(response: dict[str, Any]) -> tuple[ObserverEvent, ...]:
     from shared.records import usage_of  # records imports shared.upstream: import it when first used
 
-    response_id = _text(response.get("id"))
-    calls = _tool_calls([_dict(item) for item in response.get("output") or []], response_id)
-    status = _text(response.get("status")) or "completed"
+    response_id = as_text(response.get("id"))
+    calls = _tool_calls([as_dict(item) for item in response.get("output") or []], response_id)
+    status = as_text(response.get("status")) or "completed"
     return (*calls, TokenUsage(usage_of(response)), ResponseDone(response_id, status))
 
 
@@ -107,33 +109,13 @@ def _tool_calls(sources: list[dict[str, Any]], response_id: str) -> tuple[Observ
     return tuple(found)
 
 
-def _json_event(message: str | bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(message)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-class RealtimeAdapter(OutputsThenContinue):
+class RealtimeAdapter(AdapterBase):
     name: VoiceApi = "realtime"
     can_send_keypad = False  # the Realtime API has no outgoing DTMF
 
-    def call_id_ok(self, call_id: str) -> bool:
-        return bool(CALL_ID_PATTERN.match(call_id))
-
-    def sideband_url(self, sideband_base: str, call_id: str) -> str:
-        if not self.call_id_ok(call_id):
-            raise ValueError(f"not a call id: {call_id[:40]!r}")
-        return f"{sideband_base.rstrip('/')}/realtime?call_id={call_id}"
+    id_pattern = CALL_ID_PATTERN
+    id_kind = "call id"
+    sideband_path = "/realtime?call_id={id}"
 
     def control_path(self, call_id: str, action: ControlAction) -> str:
         return realtime_call_path(call_id, action)
