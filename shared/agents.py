@@ -3,9 +3,11 @@ tools, transfer target and greeting; the `default` profile answers every other n
 
 Routing reads the `To` header only (the number the caller dialed, which our trunk routes on). `From`
 is the caller's to write and only ever feeds the allow/deny lists (shared/policy.py). A profile's
-unset fields inherit the settings (REALTIME_VOICE, REALTIME_MODEL, TRANSCRIPTION_MODEL, TOOLS,
-TRANSFER_TARGET), except `instructions`, which a profile inherits from the file's `default` profile: the
-shipped file holds the original hello-realtime instructions there.
+unset fields inherit the settings (VOICE_API, REALTIME_VOICE, REALTIME_MODEL or LIVE_MODEL,
+LIVE_BACKEND_MODEL, TRANSCRIPTION_MODEL, TOOLS, TRANSFER_TARGET), except `instructions` and
+`backend_instructions`, which a profile inherits from the file's `default` profile: the shipped file
+holds the original hello-realtime instructions there. `model` names a model of the profile's own API
+(`api`, else VOICE_API): a Realtime model on a Live profile, or the reverse, is refused.
 
 The file is checked when it is loaded (once per container: `deps.agents()`), by `make lint`
 (scripts/check_agents.py) and by the layer build (`python -m shared.agents FILE`): an invalid file
