@@ -269,14 +269,17 @@ def test_reflected_output_audio_gives_its_end_without_a_parse(
     monkeypatch: pytest.MonkeyPatch, order: tuple[str, ...]
 ) -> None:
     values = {"type": "session.output_audio.delta", "delta": AUDIO, "start_ms": 1000, "end_ms": 1020}
-    frame = live_event({key: values[key] for key in order})
+    event = {key: values[key] for key in order}
+    live_event(event)
+    frames = [json.dumps(event), json.dumps(event, separators=(",", ":")), json.dumps(event, indent=1)]
 
     def no_parse(_: object) -> None:
         raise AssertionError("reflected audio was JSON-parsed")
 
     monkeypatch.setattr(json, "loads", no_parse)
-    assert LIVE.parser().parse(frame) == (Playback("progress", end_ms=1020),)
-    assert LIVE.parser().parse(frame.encode()) == (Playback("progress", end_ms=1020),)
+    for frame in frames:
+        assert LIVE.parser().parse(frame) == (Playback("progress", end_ms=1020),)
+        assert LIVE.parser().parse(frame.encode()) == (Playback("progress", end_ms=1020),)
 
 
 @pytest.mark.parametrize("spaced", [False, True])
@@ -284,9 +287,8 @@ def test_reflected_input_audio_is_dropped_without_a_parse(
     monkeypatch: pytest.MonkeyPatch, spaced: bool
 ) -> None:
     event = {"type": "session.input_audio.append", "audio": AUDIO}
-    frame = live_event(event)
-    if spaced:
-        frame = json.dumps(event, indent=1)
+    frame = json.dumps(event, separators=(",", ":")) if not spaced else json.dumps(event, indent=1)
+    live_event(event)
     monkeypatch.setattr(json, "loads", lambda _: pytest.fail("reflected audio was JSON-parsed"))
     assert LIVE.parser().parse(frame) == ()
 

@@ -55,7 +55,10 @@ TRANSCRIPTS: dict[str, Speaker] = {
 _AUDIO = r'"type"\s*:\s*"session\.(input_audio\.append|output_audio\.delta)"'
 _NUMBER_FIELD = r'\s*"[a-z_]+"\s*:\s*-?\d+\s*'
 _AUDIO_HEAD = re.compile(rf"\{{(?:{_NUMBER_FIELD},)*\s*{_AUDIO}")
-_AUDIO_TAIL = re.compile(rf"{_AUDIO}(?:\s*,{_NUMBER_FIELD})*\}}\s*$")
+_AUDIO_TAIL = re.compile(rf"{_AUDIO}(?:\s*,{_NUMBER_FIELD})*\s*\}}\s*$")
+# The type first, compact or with the space after the colon that many encoders write.
+_INPUT_PREFIX = ('{"type":"session.input_audio.append"', '{"type": "session.input_audio.append"')
+_OUTPUT_PREFIX = ('{"type":"session.output_audio.delta"', '{"type": "session.output_audio.delta"')
 _END_MS = re.compile(r'"end_ms"\s*:\s*(\d+)')
 HEAD_CHARS = 96  # where the type (and numbers before the audio) must sit
 TAIL_CHARS = 128
@@ -147,14 +150,21 @@ class LiveParser:
 def reflected_audio(message: str) -> tuple[ObserverEvent, ...] | None:
     """The events of a reflected audio frame, read from its ends only; None when `message` is not
     one (or is shaped unexpectedly: then it gets a full parse)."""
-    found = _AUDIO_HEAD.match(message, 0, HEAD_CHARS) or _AUDIO_TAIL.search(
-        message, len(message) - TAIL_CHARS
-    )
-    if found is None:
-        return None
-    if found.group(1) == "input_audio.append":
+    # The type first costs a prefix test; other orders and spacing cost a regex at each end.
+    if message.startswith(_INPUT_PREFIX):
         return NO_EVENTS
-    end = _END_MS.search(message, 0, HEAD_CHARS) or _END_MS.search(message, len(message) - TAIL_CHARS)
+    if not message.startswith(_OUTPUT_PREFIX):
+        tail = len(message) - TAIL_CHARS
+        found = _AUDIO_HEAD.match(message, 0, HEAD_CHARS) or _AUDIO_TAIL.search(message, tail)
+        if found is None:
+            return None
+        if found.group(1) == "input_audio.append":
+            return NO_EVENTS
+    # A plain substring search first (the numbers follow the audio, or precede it), then one match.
+    at = message.rfind('"end_ms"', len(message) - TAIL_CHARS)
+    if at < 0:
+        at = message.find('"end_ms"', 0, HEAD_CHARS)
+    end = _END_MS.match(message, at) if at >= 0 else None
     if end is None:
         return None
     return (Playback("progress", end_ms=int(end.group(1))),)
