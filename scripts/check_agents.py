@@ -30,7 +30,7 @@ from shared import agents, lifecycle  # noqa: E402 - after the path is set
 
 SCHEMA_FILE = ROOT / "shared" / "agents.schema.json"
 TEMPLATE_FILE = ROOT / "template.yaml"
-MODEL_PARAMETERS = ("ModelName", "TranscriptionModel")
+MODEL_PARAMETERS = ("ModelName", "TranscriptionModel", "LiveModelName", "LiveBackendModel")
 
 
 def template_model_notices(template: Path = TEMPLATE_FILE) -> list[lifecycle.Notice]:

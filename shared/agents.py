@@ -3,9 +3,11 @@ tools, transfer target and greeting; the `default` profile answers every other n
 
 Routing reads the `To` header only (the number the caller dialed, which our trunk routes on). `From`
 is the caller's to write and only ever feeds the allow/deny lists (shared/policy.py). A profile's
-unset fields inherit the settings (REALTIME_VOICE, REALTIME_MODEL, TRANSCRIPTION_MODEL, TOOLS,
-TRANSFER_TARGET), except `instructions`, which a profile inherits from the file's `default` profile: the
-shipped file holds the original hello-realtime instructions there.
+unset fields inherit the settings (VOICE_API, REALTIME_VOICE, REALTIME_MODEL or LIVE_MODEL,
+LIVE_BACKEND_MODEL, TRANSCRIPTION_MODEL, TOOLS, TRANSFER_TARGET), except `instructions` and
+`backend_instructions`, which a profile inherits from the file's `default` profile: the shipped file
+holds the original hello-realtime instructions there. `model` names a model of the profile's own API
+(`api`, else VOICE_API): a Realtime model on a Live profile, or the reverse, is refused.
 
 The file is checked when it is loaded (once per container: `deps.agents()`), by `make lint`
 (scripts/check_agents.py) and by the layer build (`python -m shared.agents FILE`): an invalid file
@@ -24,19 +26,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shared.errors import ServiceError
 from shared.lifecycle import Notice, notice
 from shared.log import logger
 from shared.policy import caller_number
 from shared.settings import (
+    LIVE_MODEL_PATTERN,
     MODEL_NAME_PATTERN,
     TOOL_NAME_PATTERN,
     TRANSCRIPTION_OFF,
     TRANSFER_TARGET_PATTERN,
     Settings,
     Voice,
+    VoiceApi,
 )
 
 if TYPE_CHECKING:
@@ -63,9 +75,32 @@ class Profile(BaseModel):
             "items": {"type": "string", "pattern": f"{NUMBER_PATTERN.pattern}|{PREFIX_PATTERN.pattern}"}
         },
     )
+    api: VoiceApi | None = Field(
+        default=None,
+        description="The OpenAI API of this profile's calls: realtime or live (GPT-Live). "
+        "Left out: VOICE_API.",
+    )
     instructions: str | None = Field(default=None, min_length=1, max_length=20_000)
     voice: Voice | None = None
-    model: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN.pattern)
+    model: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN.pattern,
+        description="The voice model of the profile's API: a Realtime model (REALTIME_MODEL) or, on a "
+        "Live profile, a GPT-Live model (LIVE_MODEL).",
+    )
+    backend_model: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN.pattern,
+        description="Live only: the Responses model the session delegates tools to. Left out: "
+        "LIVE_BACKEND_MODEL.",
+    )
+    backend_instructions: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20_000,
+        description="Live only: the backend prompt (business rules, tool workflows) of the Responses "
+        "model; `instructions` stay the voice instructions. Left out: those of `default`.",
+    )
     transcription: str | None = Field(
         default=None,
         description="The model that transcribes the caller (as TRANSCRIPTION_MODEL), or off. "
@@ -84,6 +119,16 @@ class Profile(BaseModel):
         max_length=2_000,
         description="The first response's instructions, e.g. 'Greet the caller by saying: ...'.",
     )
+
+    @model_validator(mode="after")
+    def _api_fields(self) -> Profile:
+        # Only what the profile itself says of its API is checked here; `resolve` checks a profile
+        # that inherits VOICE_API once the settings are known.
+        if self.api is not None:
+            problem = api_problem(self, self.api)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @field_validator("numbers", mode="before")
     @classmethod
@@ -138,6 +183,23 @@ class Profile(BaseModel):
             if value and not TRANSFER_TARGET_PATTERN.match(value):
                 raise ValueError("must be tel:+<E.164 number> or sip:user@host (or '' for none)")
         return value
+
+
+LIVE_ONLY_FIELDS = ("backend_model", "backend_instructions")
+
+
+def api_problem(profile: Profile, api: VoiceApi) -> str:
+    """What is wrong with `profile` on `api` ('' when nothing): a model of the other API, or Live-only
+    fields on a Realtime profile (they would be ignored without a word)."""
+    model = profile.model
+    if model is not None and api == "live" and not LIVE_MODEL_PATTERN.match(model):
+        return f"model {model[:64]!r} is not a GPT-Live model (gpt-live-1, gpt-live-1.1) on a Live profile"
+    if model is not None and api == "realtime" and LIVE_MODEL_PATTERN.match(model):
+        return f"model {model[:64]!r} serves only GPT-Live: set `api: live` or name a Realtime model"
+    given = [field for field in LIVE_ONLY_FIELDS if getattr(profile, field) is not None]
+    if api == "realtime" and given:
+        return f"only a Live profile (`api: live`) takes {', '.join(given)}"
+    return ""
 
 
 class AgentsFile(BaseModel):
@@ -240,7 +302,7 @@ def load_agents(settings: Settings, registry: dict[str, Tool] | None = None) -> 
         if found.retired:
             raise AgentsError(path.name, found.line.removeprefix(f"{path.name}: "))
         logger.warning(found.line)
-    agents = resolve(parsed, settings)
+    agents = resolve(parsed, settings, path.name)
     logger.debug("agent profiles loaded", extra={"agents": sorted(agents.profiles), "file": path.name})
     return agents
 
@@ -300,15 +362,22 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
 
-def resolve(parsed: AgentsFile, settings: Settings) -> Agents:
+def resolve(parsed: AgentsFile, settings: Settings, file_name: str = "agents.yaml") -> Agents:
     profiles = {DEFAULT: Profile(), **parsed.agents}
-    # A profile without instructions speaks with those of `default` (the one place the app's text lives).
-    fallback = profiles[DEFAULT].instructions
-    if fallback is not None:
-        profiles = {
-            name: p if p.instructions is not None else p.model_copy(update={"instructions": fallback})
-            for name, p in profiles.items()
-        }
+    for name, profile in profiles.items():
+        if profile.api is None and (problem := api_problem(profile, settings.voice_api)):
+            raise AgentsError(
+                file_name, f"profile {name!r} (api {settings.voice_api} from VOICE_API): {problem}"
+            )
+    # A profile without instructions speaks with those of `default` (the one place the app's text
+    # lives); the same for a Live profile's backend prompt.
+    for field in ("instructions", "backend_instructions"):
+        fallback = getattr(profiles[DEFAULT], field)
+        if fallback is not None:
+            profiles = {
+                name: p if getattr(p, field) is not None else p.model_copy(update={field: fallback})
+                for name, p in profiles.items()
+            }
     resolved = {name: Agent(name, _overlay(settings, p), p.greeting or "") for name, p in profiles.items()}
     exact = {n: name for name, p in profiles.items() for n in p.numbers if not n.endswith("*")}
     prefixes = [(n[:-1], name) for name, p in profiles.items() for n in p.numbers if n.endswith("*")]
@@ -322,8 +391,15 @@ def _overlay(settings: Settings, profile: Profile) -> Settings:
         update["realtime_instructions"] = profile.instructions
     if profile.voice is not None:
         update["realtime_voice"] = profile.voice
+    if profile.api is not None:
+        update["voice_api"] = profile.api
+    api = profile.api or settings.voice_api
     if profile.model is not None:
-        update["realtime_model"] = profile.model
+        update["live_model" if api == "live" else "realtime_model"] = profile.model
+    if profile.backend_model is not None:
+        update["live_backend_model"] = profile.backend_model
+    if profile.backend_instructions is not None:
+        update["live_backend_instructions"] = profile.backend_instructions
     if profile.transcription is not None:
         off = profile.transcription.lower() == TRANSCRIPTION_OFF
         update["transcription_model"] = "" if off else profile.transcription

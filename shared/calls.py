@@ -16,14 +16,17 @@ from shared.policy import BUSY, CallerPolicy
 from shared.session import SessionConfig, check_sip_session
 from shared.settings import Settings
 from shared.store import Counters
-from shared.upstream import OpenAIClient
+from shared.upstream import DecisionAlreadyMade, OpenAIClient
 
 # A concurrency slot outlives the call limit by this much, in case its observer never releases it.
 SLOT_GRACE_SECONDS = 120
 
 
 def is_retryable(exc: UpstreamError) -> bool:
-    """Timeouts, unreachable upstream, 429 and 5xx may succeed on a retry; other answers will not."""
+    """Timeouts, unreachable upstream, 429 and 5xx may succeed on a retry; other answers will not, nor
+    does a decision another delivery already made (whatever its status)."""
+    if isinstance(exc, DecisionAlreadyMade):
+        return False
     status = exc.upstream_status
     return isinstance(exc, UpstreamTimeout) or status is None or status == 429 or status >= 500
 

@@ -23,9 +23,18 @@ from shared.errors import ServiceError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
+DEFAULT_LIVE_MODEL = "gpt-live-1.1"
+# The Responses model a Live session delegates tool work to (its `delegation.responses.model`). The
+# Live guides name gpt-5.6-terra (balanced) and gpt-5.6-luna (the fast, low-cost tier): the caller
+# hears silence while the backend thinks, and the tools here are small function calls, so the
+# latency tier is the default; a profile with heavier business reasoning can name terra.
+DEFAULT_LIVE_BACKEND_MODEL = "gpt-5.6-luna"
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-live-transcribe"
 TRANSCRIPTION_OFF = "off"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# GPT-Live voice models (gpt-live-1, gpt-live-1.1, dated snapshots); they serve only /v1/live/sessions,
+# and no Realtime model serves it. The digit keeps gpt-live-transcribe (a transcription model) out.
+LIVE_MODEL_PATTERN = re.compile(r"^gpt-live-[0-9][A-Za-z0-9._-]{0,54}$")
 
 # Set by Lambda for the init phase: "snap-start" while a SnapStart version is initialised for its
 # snapshot (shared/snapstart.py warms everything then), "on-demand" otherwise. Read straight from the
@@ -34,6 +43,8 @@ LAMBDA_INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 Voice = Literal["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"]
 ObserverLaunch = Literal["lambda", "local", "off"]
+# Which OpenAI API carries a call: the Realtime API (/v1/realtime) or GPT-Live (/v1/live/sessions).
+VoiceApi = Literal["realtime", "live"]
 CallStoreKind = Literal["memory", "dynamodb"]
 # Your tools (shared/my_tools.py) by name; the built-ins end_call and transfer_call are always offered.
 DEFAULT_TOOLS = "get_current_time"
@@ -92,6 +103,15 @@ class Settings(BaseModel):
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
     # A profile's own instructions (shared/agents.yaml); the file's `default` profile holds the app's text.
     realtime_instructions: str = ""
+
+    # GPT-Live (shared/live_session.py): the API of the `default` profile (a profile may set `api:`),
+    # the Live voice model, and the Responses model its sessions delegate tools to.
+    voice_api: VoiceApi = "realtime"
+    live_model: str = DEFAULT_LIVE_MODEL
+    live_backend_model: str = Field(default=DEFAULT_LIVE_BACKEND_MODEL, pattern=MODEL_NAME_PATTERN.pattern)
+    # A Live profile's backend prompt (agents.yaml `backend_instructions`): profile only, like
+    # `instructions` (business rules and tool workflows, apart from the voice instructions).
+    live_backend_instructions: str = ""
 
     # Observer.
     observer_launch: ObserverLaunch = "lambda"
@@ -185,6 +205,14 @@ class Settings(BaseModel):
             raise ValueError("TRANSCRIPTION_MODEL must be a model name (e.g. gpt-live-transcribe) or off")
         return value
 
+    @field_validator("live_model")
+    @classmethod
+    def _live_model(cls, value: str) -> str:
+        value = value.strip()
+        if not LIVE_MODEL_PATTERN.match(value):
+            raise ValueError("LIVE_MODEL must be a GPT-Live model (gpt-live-1, gpt-live-1.1)")
+        return value
+
     @field_validator("transfer_target")
     @classmethod
     def _transfer_target(cls, value: str) -> str:
@@ -233,6 +261,10 @@ class Settings(BaseModel):
         return self.realtime_instructions.strip()
 
     @property
+    def backend_instructions(self) -> str:
+        return self.live_backend_instructions.strip()
+
+    @property
     def allowed_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
@@ -258,6 +290,8 @@ TEMPLATE_PARAMETERS: dict[str, str] = {
     "ALLOWED_ORIGINS": "AllowedOrigins",
     "DENIED_CALLERS": "DeniedCallers",
     "HARD_STOP_GRACE_SECONDS": "HardStopGraceSeconds",
+    "LIVE_BACKEND_MODEL": "LiveBackendModel",
+    "LIVE_MODEL": "LiveModelName",
     "MAX_CALLS_PER_CLIENT_PER_HOUR": "MaxCallsPerClientPerHour",
     "MAX_CALL_MINUTES_PER_DAY": "MaxCallMinutesPerDay",
     "MAX_CALL_SECONDS": "MaxCallSeconds",
@@ -273,6 +307,7 @@ TEMPLATE_PARAMETERS: dict[str, str] = {
     "TOOLS": "Tools",
     "TRANSCRIPTION_MODEL": "TranscriptionModel",
     "TRANSFER_TARGET": "TransferTarget",
+    "VOICE_API": "VoiceApi",
 }
 # Variables whose value may hold a credential: an error names them but never echoes the value.
 SECRET_VARIABLES = frozenset(("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET", "MCP_SERVERS"))
@@ -280,6 +315,12 @@ SECRET_VARIABLES = frozenset(("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET", "MCP_SE
 MOVED_VARIABLES = {
     "REALTIME_INSTRUCTIONS": "instructions now live in shared/agents.yaml (the `instructions:` of a profile; "
     "`default` answers every other number and the browser)",
+}
+# Fields a profile sets (shared/agents.py) that the environment must not: prompt text is long, and
+# Lambda's environment has 4 KB in all.
+PROFILE_ONLY_VARIABLES = {
+    "LIVE_BACKEND_INSTRUCTIONS": "a Live profile's backend prompt is `backend_instructions:` in "
+    "shared/agents.yaml",
 }
 
 
@@ -335,6 +376,9 @@ def load_settings(**overrides: Any) -> Settings:
     for variable, where in MOVED_VARIABLES.items():
         if os.environ.get(variable, "").strip():
             raise ConfigError(f"{variable} is no longer read: {where}")
+    for variable, where in PROFILE_ONLY_VARIABLES.items():
+        if os.environ.get(variable, "").strip():
+            raise ConfigError(f"{variable} is not read from the environment: {where}")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

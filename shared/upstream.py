@@ -1,4 +1,5 @@
-"""The OpenAI Realtime HTTP API, on one pooled httpx client per event loop (so per warm container)."""
+"""The OpenAI Realtime and GPT-Live HTTP APIs, on one pooled httpx client per event loop (so per warm
+container)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -21,6 +22,29 @@ CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
 # OpenAI's error.code for an offer it cannot answer ("Invalid SDP offer. Please try again with a
 # WHIP-compliant offer."): the browser's doing, so a 400 in our words, not a 502.
 INVALID_OFFER = "invalid_offer"
+# A GPT-Live session id (`live_...`, from `live.transport.incoming` or a create): never an `rtc_` id.
+LIVE_SESSION_ID_PATTERN = re.compile(r"^live_[A-Za-z0-9_-]{1,200}$")
+DECISION_ALREADY_MADE = "decision_already_made"
+ControlAction = Literal["accept", "reject", "refer", "hangup"]
+
+
+def realtime_call_path(call_id: str, action: ControlAction) -> str:
+    """The call-control path of a Realtime call (`rtc_...`); ValueError for anything else."""
+    if not CALL_ID_PATTERN.match(call_id):
+        raise ValueError(f"not a call id: {call_id[:40]!r}")
+    return f"/realtime/calls/{call_id}/{action}"
+
+
+def live_session_path(session_id: str, action: ControlAction) -> str:
+    """The call-control path of a GPT-Live session (`live_...`); ValueError for anything else."""
+    if not LIVE_SESSION_ID_PATTERN.match(session_id):
+        raise ValueError(f"not a Live session id: {session_id[:40]!r}")
+    return f"/live/sessions/{session_id}/{action}"
+
+
+class DecisionAlreadyMade(UpstreamError):
+    """An accept or reject lost to a decision already made for the call (by the other API's webhook,
+    or a duplicate delivery): the call is decided, so the webhook answers 2xx quietly. Never retried."""
 
 
 def make_headers(api_key: str, content_type: str | None = None) -> dict[str, str]:
@@ -36,6 +60,14 @@ class CreatedCall:
     call_id: str
     sdp: str
     content_type: str
+
+
+@dataclass(frozen=True)
+class CreatedLiveSession:
+    """`POST /live/sessions` (WebRTC): the new session's id (for the sideband) and the SDP answer."""
+
+    session_id: str
+    sdp: str
 
 
 class OpenAIClient:
@@ -122,10 +154,51 @@ class OpenAIClient:
         """SIP transfer: OpenAI sends a REFER to the trunk; the sideband closes once it is done."""
         await self._call_control(call_id, "refer", {"target_uri": target_uri})
 
-    async def _call_control(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
-        if not CALL_ID_PATTERN.match(call_id):
-            raise ValueError(f"not a call id: {call_id[:40]!r}")
-        path = f"/realtime/calls/{call_id}/{action}"
+    async def _call_control(self, call_id: str, action: ControlAction, body: dict[str, Any] | None) -> None:
+        await self._post_control(realtime_call_path(call_id, action), body)
+
+    # ----------------------------------------------------------------- GPT-Live (/live/sessions)
+
+    async def create_live_session(self, body: dict[str, Any]) -> CreatedLiveSession:
+        """POST /live/sessions (JSON `{session, transport: {type: "webrtc", sdp}}`, shared/live_session.py)
+        -> the session id and the SDP answer."""
+        response = await self._send(
+            lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
+        )
+        data = _json_object(response)
+        session, transport = data.get("session"), data.get("transport")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        sdp = transport.get("sdp") if isinstance(transport, dict) else None
+        if not isinstance(session_id, str) or not LIVE_SESSION_ID_PATTERN.match(session_id):
+            raise UpstreamError(
+                "Upstream answer had no usable session id", upstream_status=response.status_code
+            )
+        if not isinstance(sdp, str) or not sdp.startswith("v="):
+            raise UpstreamError("Upstream answer had no SDP", upstream_status=response.status_code)
+        return CreatedLiveSession(session_id=session_id, sdp=sdp)
+
+    async def accept_live_session(self, session_id: str, body: dict[str, Any]) -> None:
+        """Accept an inbound SIP call; `body` is `{"session": {"type": "live", ...}}`. Returns once the
+        session is initialised; DecisionAlreadyMade when another decision won."""
+        await self._live_control(session_id, "accept", body)
+
+    async def reject_live_session(self, session_id: str, status_code: int) -> None:
+        """Reject an inbound SIP call: Live requires the SIP status (486 busy, 603 declined)."""
+        await self._live_control(session_id, "reject", {"status_code": status_code})
+
+    async def refer_live_session(self, session_id: str, target_uri: str) -> None:
+        await self._live_control(session_id, "refer", {"target_uri": target_uri})
+
+    async def hangup_live_session(self, session_id: str) -> None:
+        """End a SIP call (no body). A Live WebRTC session ends with `session.close` on the sideband."""
+        await self._live_control(session_id, "hangup", None)
+
+    async def _live_control(
+        self, session_id: str, action: ControlAction, body: dict[str, Any] | None
+    ) -> None:
+        await self._post_control(live_session_path(session_id, action), body)
+
+    async def _post_control(self, path: str, body: dict[str, Any] | None) -> None:
         await self._send(lambda key: self._http().post(path, json=body, headers=make_headers(key)))
 
     async def _send(self, request: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
@@ -139,7 +212,8 @@ class OpenAIClient:
         if response.is_success:
             return response
         message, code = _error_detail(response)
-        raise UpstreamError(
+        kind = DecisionAlreadyMade if code == DECISION_ALREADY_MADE else UpstreamError
+        raise kind(
             f"OpenAI answered {response.status_code}: {message or response.reason_phrase or 'error'}",
             upstream_status=response.status_code,
             upstream_code=code,

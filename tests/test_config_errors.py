@@ -26,6 +26,7 @@ BAD_SETTINGS = [
     ),
     ("MCP_SERVERS", "notjson", ["template parameter McpServers", "must be a JSON list"]),
     ("TRANSCRIPTION_MODEL", "two words", ["template parameter TranscriptionModel", "or off"]),
+    ("VOICE_API", "sip", ["template parameter VoiceApi", "allowed values: realtime, live"]),
     ("OBSERVER_LAUNCH", "cloud", ["no template parameter", "allowed values: lambda, local, off"]),
     ("UPSTREAM_TIMEOUT_SECONDS", "0", ["a number, above 0, at most 60"]),
     ("REALTIME_INSTRUCTIONS", "Be brief.", ["no longer read", "shared/agents.yaml"]),
