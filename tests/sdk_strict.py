@@ -27,7 +27,7 @@ from typing import Any, Literal, NotRequired, Required, Union, get_args, get_ori
 import pydantic
 import typing_extensions
 
-__all__ = ["Issue", "assert_strict", "strict_issues"]
+__all__ = ["Issue", "allowed_keys", "assert_strict", "check", "strict_issues"]
 
 _MAX_ISSUES_SHOWN = 20
 # ``type X = ...`` aliases: typing's (3.12+) and typing_extensions' own class.
@@ -58,6 +58,22 @@ def assert_strict(tp: Any, data: Any, *, path: str = "") -> None:
 def strict_issues(tp: Any, data: Any, *, path: str = "") -> list[Issue]:
     """Every issue of ``data`` against ``tp`` ([] when it fits strictly)."""
     return _check(tp, data, path)
+
+
+def check(tp: Any, data: Any, *, path: str = "") -> list[str]:
+    """pydantic validation as the SDK does it, then the strict walk: each problem as ``path: message``
+    ([] when ``data`` fits ``tp`` strictly)."""
+    try:
+        pydantic.TypeAdapter(tp).validate_python(data)
+    except pydantic.ValidationError as exc:
+        return [f"{path or '<root>'}: pydantic: {error['loc']} {error['msg']}" for error in exc.errors()]
+    return [f"{issue.path or '<root>'}: {issue.message}" for issue in strict_issues(tp, data, path=path)]
+
+
+def allowed_keys(tp: Any) -> frozenset[str]:
+    """The wire keys an SDK model or TypedDict param knows."""
+    is_model = isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+    return frozenset(_model_fields(tp) if is_model else _typeddict_fields(tp))
 
 
 # --------------------------------------------------------------------------- the walk

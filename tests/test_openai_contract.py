@@ -54,7 +54,7 @@ from tests.fake_openai import (
     response_created_event,
     response_done_event,
 )
-from tests.strict_schema import allowed_keys, check
+from tests.sdk_strict import allowed_keys, check
 
 ROOT = Path(__file__).resolve().parent.parent
 # The API's session.created/updated carry the session as it was created: `RealtimeSessionCreateResponse`
@@ -76,10 +76,10 @@ def server_event_problems(event: dict[str, Any]) -> list[str]:
     """Strict problems of one server event (its session, if any, against the created-session type)."""
     if event.get("type") in SESSION_EVENTS and isinstance(event.get("session"), dict):
         session = event["session"]
-        found = check(session, realtime_session_create_response.RealtimeSessionCreateResponse, path="session")
+        found = check(realtime_session_create_response.RealtimeSessionCreateResponse, session, path="session")
         stripped = {k: v for k, v in session.items() if k not in CREATED_ONLY_KEYS}
-        return found + check({**event, "session": stripped}, RealtimeServerEvent)
-    return check(event, RealtimeServerEvent)
+        return found + check(RealtimeServerEvent, {**event, "session": stripped})
+    return check(RealtimeServerEvent, event)
 
 
 # ----------------------------------------------------------------------------- the checker itself
@@ -88,25 +88,25 @@ def server_event_problems(event: dict[str, Any]) -> list[str]:
 def test_the_strict_checker_can_fail() -> None:
     done = response_done_event("resp_1")
     done["event_id"] = "event_1"
-    assert check(done, RealtimeServerEvent) == []
-    assert check({**done, "surprise": 1}, RealtimeServerEvent) == [
-        "surprise: unknown key for ResponseDoneEvent"
+    assert check(RealtimeServerEvent, done) == []
+    assert check(RealtimeServerEvent, {**done, "surprise": 1}) == [
+        "surprise: Unknown parameter: 'surprise'."
     ]
     nested = json.loads(json.dumps(done))
     nested["response"]["usage"] = {"total_tokens": 1, "extra_tokens": 2}
-    assert check(nested, RealtimeServerEvent) == [
-        "response.usage.extra_tokens: unknown key for RealtimeResponseUsage"
+    assert check(RealtimeServerEvent, nested) == [
+        "response.usage.extra_tokens: Unknown parameter: 'response.usage.extra_tokens'."
     ]
     no_id = {k: v for k, v in done.items() if k != "event_id"}
-    assert any("event_id" in p and "required" in p for p in check(no_id, RealtimeServerEvent))
-    assert check({**done, "type": "response.audio_transcript.delta"}, RealtimeServerEvent) != []  # beta name
+    assert any("event_id" in p and "required" in p for p in check(RealtimeServerEvent, no_id))
+    assert check(RealtimeServerEvent, {**done, "type": "response.audio_transcript.delta"}) != []  # beta name
     wrong = {"type": "response.create", "response": {"instructions": 5}}
-    assert check(wrong, RealtimeClientEventParam) != []
+    assert check(RealtimeClientEventParam, wrong) != []
     typo = {"type": "realtime", "audio": {"input": {"transcripton": {"model": "m"}}}}
-    assert check(typo, RealtimeSessionCreateRequestParam) == [
-        "audio.input.transcripton: unknown key for RealtimeAudioConfigInputParam"
+    assert check(RealtimeSessionCreateRequestParam, typo) == [
+        "audio.input.transcripton: Unknown parameter: 'audio.input.transcripton'."
     ]
-    assert check({"model": "m"}, call_accept_params.CallAcceptParams) != []  # `type` is required
+    assert check(call_accept_params.CallAcceptParams, {"model": "m"}) != []  # `type` is required
 
 
 # ----------------------------------------------------------------------------- what the fake sends
@@ -126,10 +126,10 @@ def test_the_event_builders_fit_the_sdk() -> None:
         error_event("Unknown parameter: 'session.foo'.", code="unknown_parameter", param="session.foo"),
     ]
     for event in events:
-        assert check({**event, "event_id": "event_1"}, RealtimeServerEvent) == [], event
-    assert check(dtmf_event("5"), RealtimeServerEvent) == []  # the schema gives it no event_id
+        assert check(RealtimeServerEvent, {**event, "event_id": "event_1"}) == [], event
+    assert check(RealtimeServerEvent, dtmf_event("5")) == []  # the schema gives it no event_id
     for event in realistic_script(400):  # the benchmark's conversation (bench/scenarios.py)
-        assert check({**event, "event_id": "event_1"}, RealtimeServerEvent) == [], event
+        assert check(RealtimeServerEvent, {**event, "event_id": "event_1"}) == [], event
     failed = mcp_call_events("docs", "search", failed=True)[-1]["item"]["error"]
     assert failed["type"] in ("protocol_error", "tool_execution_error", "http_error")
 
@@ -191,7 +191,7 @@ def test_the_client_secret_the_fake_answers_fits_the_sdk(fake: FakeOpenAI) -> No
         f"{fake.base_url}/realtime/client_secrets", headers={"Authorization": f"Bearer {API_KEY}"}, json=body
     )
     assert response.status_code == 200
-    assert check(response.json(), client_secret_create_response.ClientSecretCreateResponse) == []
+    assert check(client_secret_create_response.ClientSecretCreateResponse, response.json()) == []
 
 
 # ----------------------------------------------------------------------------- what the project sends
@@ -207,8 +207,8 @@ def test_every_session_the_project_sends_fits_the_sdk(
         transcription_model=transcription, mcp_servers=mcp, transfer_target="tel:+15551234567"
     )
     session = make_session(settings, channel).to_json()
-    assert check(session, RealtimeSessionCreateRequestParam) == []
-    assert check(session, call_accept_params.CallAcceptParams) == []  # the SIP accept body
+    assert check(RealtimeSessionCreateRequestParam, session) == []
+    assert check(call_accept_params.CallAcceptParams, session) == []  # the SIP accept body
     assert ("transcription" in session["audio"]["input"]) == (transcription != "off")
 
 
@@ -222,10 +222,10 @@ def test_the_bodies_the_upstream_client_posts_fit_the_sdk(fake: FakeOpenAI) -> N
 
     asyncio.run(post())
     (secret,) = fake.requests_to("/realtime/client_secrets")
-    assert check(secret.json, client_secret_create_params.ClientSecretCreateParams) == []
+    assert check(client_secret_create_params.ClientSecretCreateParams, secret.json) == []
     (call,) = fake.requests_to("/realtime/calls")
     assert call.form is not None
-    assert check(json.loads(call.form["session"]), RealtimeSessionCreateRequestParam, path="session") == []
+    assert check(RealtimeSessionCreateRequestParam, json.loads(call.form["session"]), path="session") == []
 
 
 def test_every_client_event_the_observer_sends_fits_the_sdk(
@@ -252,8 +252,8 @@ def test_every_client_event_the_observer_sends_fits_the_sdk(
     types = sideband.client_event_types()
     assert {"response.create", "conversation.item.create"} <= set(types)
     for _, sent in sideband.client_events:
-        assert check(sent, RealtimeClientEventParam) == [], sent
-    assert check(observer_worker.WRAP_UP, RealtimeClientEventParam) == []
+        assert check(RealtimeClientEventParam, sent) == [], sent
+    assert check(RealtimeClientEventParam, observer_worker.WRAP_UP) == []
 
 
 # ----------------------------------------------------------------------------- the fake's own key schema
