@@ -89,9 +89,7 @@ def test_the_strict_checker_can_fail() -> None:
     done = response_done_event("resp_1")
     done["event_id"] = "event_1"
     assert check(RealtimeServerEvent, done) == []
-    assert check(RealtimeServerEvent, {**done, "surprise": 1}) == [
-        "surprise: Unknown parameter: 'surprise'."
-    ]
+    assert check(RealtimeServerEvent, {**done, "surprise": 1}) == ["surprise: Unknown parameter: 'surprise'."]
     nested = json.loads(json.dumps(done))
     nested["response"]["usage"] = {"total_tokens": 1, "extra_tokens": 2}
     assert check(RealtimeServerEvent, nested) == [
