@@ -39,6 +39,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` from the repository, in a clean environment plus `env`."""
+    return subprocess.run(  # noqa: S603
+        [sys.executable, *args], cwd=REPO, env=clean_env(**env), capture_output=True, text=True, timeout=60
+    )
+
+
 def one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line, got: {stderr!r}"
@@ -55,14 +62,7 @@ def empty_env_file(tmp_path: Path) -> Path:
 def test_make_dev_refuses_a_bad_setting_in_one_line(
     variable: str, value: str, says: list[str], empty_env_file: Path
 ) -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "local_api", "--port", "0", "--env-file", str(empty_env_file)],
-        cwd=REPO,
-        env=clean_env(**{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("-m", "local_api", "--port", "0", "--env-file", str(empty_env_file), **{variable: value})
     assert result.returncode == 2
     line = one_line(result.stderr)
     assert line.startswith(f"configuration error: {variable}")
@@ -78,14 +78,7 @@ def test_make_dev_refuses_a_bad_setting_in_one_line(
 @pytest.mark.parametrize(("variable", "value"), [("REALTIME_VOICE", "robot"), ("MAX_CALL_SECONDS", "abc")])
 def test_lambda_init_stops_with_one_line(module: str, variable: str, value: str) -> None:
     # Lambda's init imports the handler's module: that is where the check runs.
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", f"import {module}"],
-        cwd=REPO,
-        env=clean_env(**{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("-c", f"import {module}", **{variable: value})
     assert result.returncode == 1
     line = one_line(result.stderr)
     assert line.startswith(f"configuration error: {variable}=")
@@ -93,27 +86,13 @@ def test_lambda_init_stops_with_one_line(module: str, variable: str, value: str)
 
 
 def test_lambda_init_with_good_settings_starts_quietly() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", "import rtc_app, observer_app, hangup_app"],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("-c", "import rtc_app, observer_app, hangup_app")
     assert result.returncode == 0, result.stderr
     assert "configuration" not in result.stderr
 
 
 def test_a_port_that_is_not_a_number_says_set_port(empty_env_file: Path) -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "local_api", "--env-file", str(empty_env_file)],
-        cwd=REPO,
-        env=clean_env(PORT="abc"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run("-m", "local_api", "--env-file", str(empty_env_file), PORT="abc")
     assert result.returncode == 2
     assert one_line(result.stderr) == (
         "configuration error: PORT='abc' is not a port number (1-65535, 0: any free one): set PORT"
@@ -127,13 +106,13 @@ def busy_port() -> Iterator[int]:
 
 
 def test_a_busy_port_says_set_port(busy_port: int, empty_env_file: Path) -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "local_api", "--env-file", str(empty_env_file)],
-        cwd=REPO,
-        env=clean_env(PORT=str(busy_port), OPENAI_SIGNING_SECRET="whsec_dGVzdA=="),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run(
+        "-m",
+        "local_api",
+        "--env-file",
+        str(empty_env_file),
+        PORT=str(busy_port),
+        OPENAI_SIGNING_SECRET="whsec_dGVzdA==",
     )
     assert result.returncode == 2
     assert one_line(result.stderr) == f"port {busy_port} on 127.0.0.1 is in use: set PORT (e.g. PORT=3001)"
