@@ -1,4 +1,5 @@
-"""GET /: the web page (a single self-contained HTML file, no third-party hosts)."""
+"""GET /: the web page (a single self-contained HTML file, no third-party hosts), told the server's
+default voice API (Realtime or GPT-Live: the choice it starts with)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 
-from shared.settings import get_settings
+from shared import deps
+from shared.settings import VoiceApi, get_settings
 from shared.web import create_app, error_responses, make_handler, read_body
 
 PAGE = (Path(__file__).parent / "index.html").read_text(encoding="utf-8")
-PAGE_BYTES = PAGE.encode()  # encoded once, not on every request (~40 us each)
+# The page's <html> carries the server's default API (an attribute: the CSP hashes of its inline
+# blocks stay the same); index.html as written says realtime.
+DEFAULT_API_MARK = 'data-default-api="realtime"'
 
 MAX_BODY_BYTES = 1024  # a GET carries no body; refuse anything more than a token amount
 
@@ -30,6 +34,11 @@ def _inline_hashes(tag: str) -> str:
 
 
 _SCRIPTS, _STYLES = _inline_hashes("script"), _inline_hashes("style")
+
+
+@lru_cache(maxsize=2)  # encoded once per API, not on every request (~40 us each)
+def page_bytes(default_api: VoiceApi) -> bytes:
+    return PAGE.replace(DEFAULT_API_MARK, f'data-default-api="{default_api}"', 1).encode()
 
 
 @lru_cache(maxsize=4)  # one api_base per container: built on the first request, not on each
@@ -77,7 +86,7 @@ async def page(request: Request) -> HTMLResponse:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    return HTMLResponse(PAGE_BYTES, headers=headers)
+    return HTMLResponse(page_bytes(deps.browser_api()), headers=headers)
 
 
 @app.get(
