@@ -1215,9 +1215,11 @@ class FakeOpenAI:
         return Response(b"", status_code=200)
 
     def _end_call_sidebands(self, call_id: str) -> None:
-        """The WebRTC peer of ``call_id`` went away: its open sidebands close (on the server loop)."""
+        """The WebRTC peer of ``call_id`` went away: its open sidebands close (on the server loop); a
+        GPT-Live session ends (``session.closed``)."""
         for ended in self._call_ended.get(call_id, []):
             ended.set()
+        self.live.peer_left(call_id)
 
     # ----------------------------------------------------------------- control (make call)
 
