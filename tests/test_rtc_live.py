@@ -21,6 +21,7 @@ from tests.conftest import (
     body_of,
     load_event,
     response_json,
+    with_body,
 )
 from tests.fake_openai import FakeOpenAI
 from tests.samples import DEFAULT_INSTRUCTIONS
@@ -172,3 +173,35 @@ def test_live_upstream_failure_is_502_and_gives_the_minutes_back(
     refused = rtc_app.handler(load_event("rtc_live"), FakeContext())
     assert refused["statusCode"] == 429
     assert len(fake.requests_to("/live/sessions")) == 2
+
+
+def test_a_live_offer_openai_refuses_is_a_400_in_our_words(
+    fake: FakeOpenAI, launcher: RecordingLauncher
+) -> None:
+    refusal = "Invalid SDP offer: no ICE candidates."
+    error = {
+        "message": refusal,
+        "type": "invalid_request_error",
+        "param": "transport.sdp",
+        "code": "invalid_offer",
+    }
+    fake.fail_next("/live/sessions", 400, {"error": error})
+    result = rtc_app.handler(load_event("rtc_live"), FakeContext())
+    assert result["statusCode"] == 400
+    assert response_json(result) == {"error": f"OpenAI refused the SDP offer: {refusal}"}
+    assert launcher.requests == []
+
+
+def test_the_webrtc_fake_refuses_a_malformed_live_offer_and_rtc_says_so(
+    webrtc_fake: FakeOpenAI, launcher: RecordingLauncher, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("OPENAI_BASE_URL", webrtc_fake.base_url)
+    deps.reset()
+    event = with_body(
+        load_event("rtc_live"), b"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    )  # no ICE, no DTLS
+    result = rtc_app.handler(event, FakeContext())
+    assert result["statusCode"] == 400
+    assert response_json(result)["error"].startswith("OpenAI refused the SDP offer: Invalid SDP offer")
+    assert webrtc_fake.live.sessions == {}
+    assert launcher.requests == []
