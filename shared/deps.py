@@ -124,8 +124,8 @@ def sessions() -> dict[Channel, SessionConfig]:
 
 
 def browser_api(asked: VoiceApi | None = None) -> VoiceApi:
-    """The voice API of a browser call (/rtc, /token, the page's default): the one the page asked for
-    (`?api=`), else the default profile's (`VOICE_API`, or `api:` in agents.yaml)."""
+    """The voice API of a browser call (/rtc, /token): the one the page asked for (`?api=`), else the
+    default profile's (`VOICE_API`, or `api:` in agents.yaml; the page function reads the same)."""
     return asked or agents().default.settings.voice_api
 
 

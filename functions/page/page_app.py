@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 
-from shared import deps
-from shared.settings import VoiceApi, get_settings
+from shared.agents import load_agents
+from shared.settings import Settings, VoiceApi, get_settings
 from shared.web import create_app, error_responses, make_handler, read_body
 
 PAGE = (Path(__file__).parent / "index.html").read_text(encoding="utf-8")
@@ -39,6 +39,21 @@ _SCRIPTS, _STYLES = _inline_hashes("script"), _inline_hashes("style")
 @lru_cache(maxsize=2)  # encoded once per API, not on every request (~40 us each)
 def page_bytes(default_api: VoiceApi) -> bytes:
     return PAGE.replace(DEFAULT_API_MARK, f'data-default-api="{default_api}"', 1).encode()
+
+
+# (settings, their default API): agents.yaml is read once per container (settings change only in tests).
+_default_api: tuple[Settings, VoiceApi] | None = None
+
+
+def default_api() -> VoiceApi:
+    """The default profile's API (`api:` in agents.yaml, else VOICE_API), as /rtc and /token resolve it.
+    Read here, not through the process singletons: this public function holds no client and no store."""
+    global _default_api
+    settings = get_settings()
+    if _default_api is None or _default_api[0] is not settings:
+        agents = load_agents(settings)
+        _default_api = (settings, agents.default.settings.voice_api)
+    return _default_api[1]
 
 
 @lru_cache(maxsize=4)  # one api_base per container: built on the first request, not on each
@@ -86,7 +101,7 @@ async def page(request: Request) -> HTMLResponse:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    return HTMLResponse(page_bytes(deps.browser_api()), headers=headers)
+    return HTMLResponse(page_bytes(default_api()), headers=headers)
 
 
 @app.get(
