@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 
+from shared import snapstart
 from shared.agents import load_agents
 from shared.settings import Settings, VoiceApi, get_settings
 from shared.web import create_app, error_responses, make_handler, read_body
@@ -54,6 +55,9 @@ def default_api() -> VoiceApi:
         agents = load_agents(settings)
         _default_api = (settings, agents.default.settings.voice_api)
     return _default_api[1]
+
+
+snapstart.on_init(default_api)  # a SnapStart init reads it: the first request after a restore imports nothing
 
 
 @lru_cache(maxsize=4)  # one api_base per container: built on the first request, not on each
