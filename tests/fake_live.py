@@ -637,6 +637,33 @@ class LiveState:
                 task.cancel()
         self._end_sockets(session)
 
+    def browser_event(self, session_id: str, event: dict[str, Any]) -> None:
+        """An event from the browser's data channel (on the fake's loop): one its permissions forbid gets
+        an ``info`` (``data_channel_permissions``) on the channel; an allowed ``session.close`` ends the
+        session; other allowed commands are only recorded (``fake.webrtc_calls[id].client_events``)."""
+        session = self.sessions.get(session_id)
+        if session is None or session.status != "active":
+            return
+        client = session.config.get("client") or {}
+        allowed = (client.get("data_channel") or {}).get("allowed_client_events", "all")
+        kind = event.get("type")
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        webrtc = self._fake.webrtc
+        if allowed != "all" and kind not in allowed:
+            message = f"The client event '{kind}' is not allowed on this data channel."
+            if webrtc is not None:
+                webrtc.relay(
+                    session_id,
+                    {
+                        "type": "info",
+                        "event_id": _new_id("event_"),
+                        "code": "data_channel_permissions",
+                        "message": message,
+                    },
+                )
+        elif kind == "session.close":
+            self._close(session, "close_requested", client_event_id=client_event_id)
+
     def peer_left(self, session_id: str) -> None:
         """The browser's peer connection of a WebRTC session ended (on the fake's loop)."""
         session = self.sessions.get(session_id)

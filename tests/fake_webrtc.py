@@ -148,6 +148,8 @@ class WebRTCPeers:
         # Told the call id when a peer goes away (the browser left or the media path failed): the fake
         # then ends the call's sideband, as OpenAI does when a WebRTC call ends.
         self.on_closed: Callable[[str], None] | None = None
+        # GPT-Live: told each event the browser sends on the data channel (the session acts on it).
+        self.on_live_client_event: Callable[[str, dict[str, Any]], None] | None = None
         self._peers: dict[str, RTCPeerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -298,8 +300,10 @@ class WebRTCPeers:
         if not isinstance(event, dict):
             event = {"type": None, "raw": text}
         call.client_events.append(event)
-        if call.greeting is not None:
-            return  # GPT-Live data channel: recorded only
+        if call.greeting is not None:  # GPT-Live: the session decides what the browser may do
+            if self.on_live_client_event is not None:
+                self.on_live_client_event(call.call_id, event)
+            return
         if event.get("type") == "session.update":
             update = event.get("session")
             call.session.update(update if isinstance(update, dict) else {})

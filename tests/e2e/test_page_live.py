@@ -99,7 +99,7 @@ def check_live_call(page: Page, fake: FakeOpenAI) -> tuple[str, WebRTCCall]:
         "response.event",
         "session.closed",
     }, sent
-    # ... and the page never sent anything on it (no `session.start`: the server created the session).
+    # ... and the page sent nothing on it (never `session.start`: the server created the session).
     assert call.client_events == []
     return session_id, call
 
@@ -111,8 +111,11 @@ def stop_live_call(page: Page, fake: FakeOpenAI, session_id: str, call: WebRTCCa
     assert page.evaluate(PC_STATES)[-1] == "closed"
     expect(page.locator(LIVE_RADIO)).to_be_enabled()
     assert fake.wait_for(lambda: call.closed, timeout=10), call.states
-    # The browser left: the Live session ends too (its sideband would get session.closed).
-    assert fake.wait_for(lambda: fake.live.sessions[session_id].status == "closed")
+    # Stop ended the session itself first (its one event on the channel), then the media.
+    assert call.client_event_types() == ["session.close"]
+    assert fake.live.sessions[session_id].close_reason == "close_requested"
+    expect(page.locator("#log")).to_contain_text("session.closed (close_requested)")
+    expect(page.locator("#error")).to_be_hidden()
 
 
 def test_a_person_chooses_gpt_live_and_talks(page: Page, fake: FakeOpenAI) -> None:
