@@ -16,6 +16,7 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
 
 - `rtc.json`            POST /rtc, `application/sdp`, a small SDP offer as plain text (isBase64Encoded false)
 - `rtc_video.json`      the same with `?video=true`
+- `rtc_live.json`       the same with `?api=live` (a GPT-Live call: /rtc posts JSON to /v1/live/sessions)
 - `token.json`          POST /token, no body;  `token_get.json`  GET /token
 - `sip.json`            POST /sip, an OpenAI `realtime.call.incoming` webhook, body base64-encoded
                         (isBase64Encoded true), with `webhook-id` / `webhook-timestamp` /
@@ -219,6 +220,9 @@ def build_events() -> dict[str, Any]:
         "rtc": http_event("POST", "/rtc", "/rtc", n=1, headers=sdp_headers, body=SDP_OFFER.encode()),
         "rtc_video": http_event(
             "POST", "/rtc", "/rtc", n=2, query={"video": "true"}, headers=sdp_headers, body=SDP_OFFER.encode()
+        ),
+        "rtc_live": http_event(
+            "POST", "/rtc", "/rtc", n=21, query={"api": "live"}, headers=sdp_headers, body=SDP_OFFER.encode()
         ),
         "token": http_event("POST", "/token", "/token", n=3, headers={"origin": f"https://{DOMAIN}"}),
         "token_get": http_event("GET", "/token", "/token", n=4),

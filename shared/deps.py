@@ -23,7 +23,7 @@ from shared.log import logger
 from shared.policy import CallerPolicy
 from shared.secrets import SecretStore
 from shared.session import SessionConfig, make_session
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, VoiceApi, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.tools import Channel, Tool, available_tools
 from shared.upstream import OpenAIClient
@@ -121,6 +121,12 @@ def sessions() -> dict[Channel, SessionConfig]:
     from shared.agents import DEFAULT
 
     return agent_sessions()[DEFAULT]
+
+
+def browser_api(asked: VoiceApi | None = None) -> VoiceApi:
+    """The voice API of a browser call (/rtc, /token): the one the page asked for (`?api=`), else the
+    default profile's (`VOICE_API`, or `api:` in agents.yaml; the page function reads the same)."""
+    return asked or agents().default.settings.voice_api
 
 
 @Singleton

@@ -7,7 +7,8 @@ import asyncio
 import json
 import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,15 +114,10 @@ class OpenAIClient:
     async def create_call(self, offer_sdp: str, session: dict[str, Any]) -> CreatedCall:
         """POST /realtime/calls (multipart sdp + session) -> the SDP answer and the new call id."""
         files = {"sdp": (None, offer_sdp), "session": (None, json.dumps(session))}
-        try:
+        with _offer_refusals():
             response = await self._send(
                 lambda key: self._http().post("/realtime/calls", files=files, headers=make_headers(key))
             )
-        except UpstreamError as exc:
-            if exc.upstream_status == 400 and exc.upstream_code == INVALID_OFFER:
-                reason = exc.upstream_message or "invalid offer"
-                raise ClientError(400, f"OpenAI refused the SDP offer: {reason}") from None
-            raise
         call_id = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
         if not CALL_ID_PATTERN.match(call_id):
             raise UpstreamError("Upstream answer had no usable call id", upstream_status=response.status_code)
@@ -162,9 +158,10 @@ class OpenAIClient:
     async def create_live_session(self, body: dict[str, Any]) -> CreatedLiveSession:
         """POST /live/sessions (JSON `{session, transport: {type: "webrtc", sdp}}`, shared/live_session.py)
         -> the session id and the SDP answer."""
-        response = await self._send(
-            lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
-        )
+        with _offer_refusals():
+            response = await self._send(
+                lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
+            )
         data = _json_object(response)
         session, transport = data.get("session"), data.get("transport")
         session_id = session.get("id") if isinstance(session, dict) else None
@@ -219,6 +216,18 @@ class OpenAIClient:
             upstream_code=code,
             upstream_message=message,
         )
+
+
+@contextmanager
+def _offer_refusals() -> Iterator[None]:
+    """OpenAI's 400 `invalid_offer` (either API) becomes our 400: the browser's offer is at fault."""
+    try:
+        yield
+    except UpstreamError as exc:
+        if exc.upstream_status != 400 or exc.upstream_code != INVALID_OFFER:
+            raise
+        reason = exc.upstream_message or "invalid offer"
+        raise ClientError(400, f"OpenAI refused the SDP offer: {reason}") from None
 
 
 async def _guarded(request: Callable[[str], Awaitable[httpx.Response]], key: str) -> httpx.Response:

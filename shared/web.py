@@ -32,6 +32,7 @@ from starlette.routing import Match, Route
 from shared import audit, background, snapstart, startup
 from shared.errors import ClientError, ServiceError
 from shared.log import logger
+from shared.settings import VoiceApi
 
 SETTLE_SECONDS = 2.0  # at most this long after the response for background work (shared/background.py)
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -87,6 +88,12 @@ def _strip(value: object) -> object:
 # "off", ...), case-insensitive, surrounding spaces ignored; anything else is a 400.
 QueryFlag = Annotated[bool, BeforeValidator(_strip), Query()]
 
+# `?api=realtime|live`: the voice API a browser call asks for; absent (None) = the default profile's.
+VoiceApiQuery = Annotated[
+    VoiceApi | None,
+    Query(description="`realtime` or `live` (GPT-Live); absent: the API of the default agent profile."),
+]
+
 # What a failed parameter check says, by pydantic error type (anything else "is invalid").
 _VALIDATION_REASONS = {"bool_parsing": "must be true or false", "string_pattern_mismatch": "is malformed"}
 
@@ -104,6 +111,8 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()))
     reason = _VALIDATION_REASONS.get(str(first.get("type")), "is invalid")
+    if first.get("type") == "literal_error":  # a choice: name the values that are accepted
+        reason = f"must be {first.get('ctx', {}).get('expected', 'one of the documented values')}"
     return await _service_error(request, ClientError(400, f"Invalid request: {where} {reason}"))
 
 

@@ -545,6 +545,9 @@ class LiveState:
         for sideband, queue in session._queues:
             sideband.server_events.append(event)
             queue.put_nowait(text)
+        webrtc = self._fake.webrtc
+        if session.transport == "webrtc" and webrtc is not None and _data_channel_allows(session, event):
+            webrtc.relay(session.id, event)
 
     def _emit_audio(self, session: LiveSession, text: str) -> None:
         for sideband, queue in session._queues:
@@ -626,11 +629,46 @@ class LiveState:
         self._emit(session, event, client_event_id=client_event_id)
         session.status = "closed"
         session.close_reason = reason
+        if session.transport == "webrtc" and self._fake.webrtc is not None:
+            self._fake.webrtc.close_soon(session.id)  # the browser's peer connection ends too
         current = asyncio.current_task()
         for task in list(session._tasks):
             if task is not current:
                 task.cancel()
         self._end_sockets(session)
+
+    def browser_event(self, session_id: str, event: dict[str, Any]) -> None:
+        """An event from the browser's data channel (on the fake's loop): one its permissions forbid gets
+        an ``info`` (``data_channel_permissions``) on the channel; an allowed ``session.close`` ends the
+        session; other allowed commands are only recorded (``fake.webrtc_calls[id].client_events``)."""
+        session = self.sessions.get(session_id)
+        if session is None or session.status != "active":
+            return
+        client = session.config.get("client") or {}
+        allowed = (client.get("data_channel") or {}).get("allowed_client_events", "all")
+        kind = event.get("type")
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        webrtc = self._fake.webrtc
+        if allowed != "all" and kind not in allowed:
+            message = f"The client event '{kind}' is not allowed on this data channel."
+            if webrtc is not None:
+                webrtc.relay(
+                    session_id,
+                    {
+                        "type": "info",
+                        "event_id": _new_id("event_"),
+                        "code": "data_channel_permissions",
+                        "message": message,
+                    },
+                )
+        elif kind == "session.close":
+            self._close(session, "close_requested", client_event_id=client_event_id)
+
+    def peer_left(self, session_id: str) -> None:
+        """The browser's peer connection of a WebRTC session ended (on the fake's loop)."""
+        session = self.sessions.get(session_id)
+        if session is not None and session.transport == "webrtc":
+            self._close(session, "remote_hangup")
 
     @staticmethod
     def _end_sockets(session: LiveSession) -> None:
@@ -831,10 +869,10 @@ class LiveState:
         session = LiveSession(_new_id("live_", 32), "webrtc", dict(body["session"]), "browser")
         answer = _sdp_answer(offer)
         if self._fake.webrtc is not None:
-            # The data channel speaks Live: session.started, and no Realtime replies.
-            greeting = [{"type": "session.started", "session": session.resource()}]
+            # The data channel speaks Live: no Realtime replies; the session's timeline (session.started
+            # first), as its data-channel permissions allow, comes by `_emit`'s relay.
             try:
-                answer = await self._fake.webrtc.answer(session.id, offer, greeting=greeting)
+                answer = await self._fake.webrtc.answer(session.id, offer, greeting=[])
             except Exception as exc:  # aiortc refuses offers it cannot answer
                 return _error(400, f"Invalid SDP offer: {exc}", param="transport.sdp", code="invalid_offer")
         self._start(session)
@@ -1036,6 +1074,20 @@ def routes(fake: FakeOpenAI) -> list[BaseRoute]:
         WebSocketRoute("/v1/live/sessions/{session_id}/attach", live.attach),
         Route("/v1/live/sessions/{session_id}/{action}", fake._http(live.action), methods=methods),
     ]
+
+
+def _data_channel_allows(session: LiveSession, event: dict[str, Any]) -> bool:
+    """Whether the session's `client.data_channel.allowed_server_events` lets the browser see ``event``
+    (omitted or ``"all"``: everything; a selector with ``response_event`` matches the inner type)."""
+    client = session.config.get("client") or {}
+    allowed = (client.get("data_channel") or {}).get("allowed_server_events", "all")
+    if allowed == "all":
+        return True
+    inner = (event.get("event") or {}).get("type") if event["type"] == "response.event" else None
+    return any(
+        selector["type"] == event["type"] and selector.get("response_event") in (None, inner)
+        for selector in allowed
+    )
 
 
 def _provider_url_ok(url: str) -> bool:

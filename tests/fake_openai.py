@@ -722,6 +722,7 @@ class FakeOpenAI:
 
             self.webrtc = WebRTCPeers(default_sideband_script)
             self.webrtc.on_closed = self._end_call_sidebands
+            self.webrtc.on_live_client_event = self._live_browser_event
         self.requests: list[RecordedRequest] = []
         self.sidebands: list[SidebandSession] = []
         self.known_calls: set[str] = set()
@@ -1214,10 +1215,15 @@ class FakeOpenAI:
                 ended.set()  # open sidebands of this call close now (the id stays in known_calls)
         return Response(b"", status_code=200)
 
+    def _live_browser_event(self, session_id: str, event: dict[str, Any]) -> None:
+        self.live.browser_event(session_id, event)
+
     def _end_call_sidebands(self, call_id: str) -> None:
-        """The WebRTC peer of ``call_id`` went away: its open sidebands close (on the server loop)."""
+        """The WebRTC peer of ``call_id`` went away: its open sidebands close (on the server loop); a
+        GPT-Live session ends (``session.closed``)."""
         for ended in self._call_ended.get(call_id, []):
             ended.set()
+        self.live.peer_left(call_id)
 
     # ----------------------------------------------------------------- control (make call)
 

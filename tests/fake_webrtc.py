@@ -142,9 +142,14 @@ class WebRTCPeers:
         # (what a browser sees when no secure media path can be set up).
         self.wrong_fingerprint = False
         self.calls: dict[str, WebRTCCall] = {}
+        # GPT-Live: the session's own events (`relay`), held per call until its data channel opens.
+        self._channels: dict[str, RTCDataChannel] = {}
+        self._held: dict[str, list[dict[str, Any]]] = {}
         # Told the call id when a peer goes away (the browser left or the media path failed): the fake
         # then ends the call's sideband, as OpenAI does when a WebRTC call ends.
         self.on_closed: Callable[[str], None] | None = None
+        # GPT-Live: told each event the browser sends on the data channel (the session acts on it).
+        self.on_live_client_event: Callable[[str, dict[str, Any]], None] | None = None
         self._peers: dict[str, RTCPeerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,8 +167,8 @@ class WebRTCPeers:
         """Answer ``offer`` with a real peer for ``call_id`` (whose session is ``session``); returns the
         SDP answer.
 
-        ``greeting``: the data channel sends these events and nothing else (a GPT-Live session: no
-        Realtime ``session.created``, script or replies); None: the Realtime protocol.
+        ``greeting``: the data channel sends these events, then what ``relay`` is given (a GPT-Live
+        session: no Realtime ``session.created``, script or replies); None: the Realtime protocol.
         """
         self._loop = asyncio.get_running_loop()
         call = WebRTCCall(
@@ -193,6 +198,7 @@ class WebRTCPeers:
             call.data_channel = channel.label
             if channel.label != "oai-events":
                 return
+            self._channels[call_id] = channel
 
             @channel.on("message")
             def on_message(message: str | bytes) -> None:
@@ -251,7 +257,7 @@ class WebRTCPeers:
 
     async def _greet(self, call: WebRTCCall, channel: RTCDataChannel) -> None:
         if call.greeting is not None:
-            for event in call.greeting:
+            for event in [*call.greeting, *self._held.pop(call.call_id, [])]:
                 self._send(call, channel, event)
             return
         session = {"object": "realtime.session", "id": "sess_" + secrets.token_hex(12), **call.session}
@@ -265,6 +271,26 @@ class WebRTCPeers:
                 return
             self._send(call, channel, event)
 
+    def relay(self, call_id: str, event: dict[str, Any]) -> None:
+        """GPT-Live: one of the session's events goes to the browser's data channel (held until it opens;
+        on the fake's loop). Unknown or ended calls: dropped."""
+        call, channel = self.calls.get(call_id), self._channels.get(call_id)
+        if call is None or call.closed:
+            return
+        if channel is None or channel.readyState != "open":
+            self._held.setdefault(call_id, []).append(event)
+        else:
+            self._send(call, channel, event)
+
+    def close_soon(self, call_id: str, delay: float = 0.2) -> None:
+        """End the call's peer connection after ``delay`` s (the data channel flushes first; on the loop)."""
+
+        async def close_later() -> None:
+            await asyncio.sleep(delay)
+            await self._close(call_id)
+
+        self._spawn(close_later())
+
     def _on_client_event(self, call: WebRTCCall, channel: RTCDataChannel, message: str | bytes) -> None:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         try:
@@ -274,8 +300,10 @@ class WebRTCPeers:
         if not isinstance(event, dict):
             event = {"type": None, "raw": text}
         call.client_events.append(event)
-        if call.greeting is not None:
-            return  # GPT-Live data channel: recorded only
+        if call.greeting is not None:  # GPT-Live: the session decides what the browser may do
+            if self.on_live_client_event is not None:
+                self.on_live_client_event(call.call_id, event)
+            return
         if event.get("type") == "session.update":
             update = event.get("session")
             call.session.update(update if isinstance(update, dict) else {})
@@ -292,6 +320,8 @@ class WebRTCPeers:
 
     async def _close(self, call_id: str) -> None:
         pc = self._peers.pop(call_id, None)
+        self._channels.pop(call_id, None)
+        self._held.pop(call_id, None)
         call = self.calls.get(call_id)
         if call is not None:
             call.closed = True

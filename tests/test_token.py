@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,56 @@ def test_upstream_failure_is_502(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> N
     result = token_app.handler(load_event("token"), FakeContext())
     assert result["statusCode"] == 502
     assert response_json(result)["error"].startswith("OpenAI answered 503")
+
+
+# ----------------------------------------------------------------- GPT-Live has no ephemeral keys
+
+
+def _with_api(name: str, api: str) -> dict[str, Any]:
+    event = load_event(name)
+    event["rawQueryString"] = f"api={api}"
+    event["queryStringParameters"] = {"api": api}
+    return event
+
+
+@pytest.mark.parametrize("name", ["token", "token_get"])
+def test_asking_for_a_live_key_is_400_with_no_upstream_call(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch, name: str
+) -> None:
+    result = token_app.handler(_with_api(name, "live"), FakeContext())
+    assert result["statusCode"] == 400
+    assert response_json(result) == {"error": "GPT-Live has no ephemeral keys: use POST /rtc?api=live"}
+    assert fake.requests == []
+
+
+def test_a_live_default_profile_is_409_unless_realtime_is_asked_for(
+    fake: FakeOpenAI, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("VOICE_API", "live")
+    env.setenv("MAX_CALLS_PER_CLIENT_PER_HOUR", "1")
+    from shared import deps
+
+    deps.reset()
+    # The request is fine but the server's default API has no keys: a conflict the client can resolve.
+    for _ in range(2):
+        result = token_app.handler(load_event("token"), FakeContext())
+        assert result["statusCode"] == 409
+        assert response_json(result) == {
+            "error": "The default profile uses GPT-Live, which has no ephemeral keys: use POST /rtc "
+            "(or /token?api=realtime)"
+        }
+    assert fake.requests == []
+    # Refusals counted nothing against the client's one key of the hour: a Realtime key still comes.
+    minted = token_app.handler(_with_api("token", "realtime"), FakeContext())
+    assert minted["statusCode"] == 200
+    assert response_json(minted)["value"].startswith("ek_")
+    (upstream,) = fake.requests_to("/realtime/client_secrets")
+    assert upstream.json is not None
+    assert upstream.json["session"]["type"] == "realtime"
+
+
+def test_an_unknown_api_is_400(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:
+    result = token_app.handler(_with_api("token_get", "rtc"), FakeContext())
+    assert result["statusCode"] == 400
+    assert response_json(result) == {"error": "Invalid request: query.api must be 'realtime' or 'live'"}
+    assert fake.requests == []

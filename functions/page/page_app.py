@@ -1,4 +1,5 @@
-"""GET /: the web page (a single self-contained HTML file, no third-party hosts)."""
+"""GET /: the web page (a single self-contained HTML file, no third-party hosts), told the server's
+default voice API (Realtime or GPT-Live: the choice it starts with)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 
-from shared.settings import get_settings
+from shared import snapstart
+from shared.agents import load_agents
+from shared.settings import Settings, VoiceApi, get_settings
 from shared.web import create_app, error_responses, make_handler, read_body
 
 PAGE = (Path(__file__).parent / "index.html").read_text(encoding="utf-8")
-PAGE_BYTES = PAGE.encode()  # encoded once, not on every request (~40 us each)
+# The page's <html> carries the server's default API (an attribute: the CSP hashes of its inline
+# blocks stay the same); index.html as written says realtime.
+DEFAULT_API_MARK = 'data-default-api="realtime"'
 
 MAX_BODY_BYTES = 1024  # a GET carries no body; refuse anything more than a token amount
 
@@ -30,6 +35,29 @@ def _inline_hashes(tag: str) -> str:
 
 
 _SCRIPTS, _STYLES = _inline_hashes("script"), _inline_hashes("style")
+
+
+@lru_cache(maxsize=2)  # encoded once per API, not on every request (~40 us each)
+def page_bytes(default_api: VoiceApi) -> bytes:
+    return PAGE.replace(DEFAULT_API_MARK, f'data-default-api="{default_api}"', 1).encode()
+
+
+# (settings, their default API): agents.yaml is read once per container (settings change only in tests).
+_default_api: tuple[Settings, VoiceApi] | None = None
+
+
+def default_api() -> VoiceApi:
+    """The default profile's API (`api:` in agents.yaml, else VOICE_API), as /rtc and /token resolve it.
+    Read here, not through the process singletons: this public function holds no client and no store."""
+    global _default_api
+    settings = get_settings()
+    if _default_api is None or _default_api[0] is not settings:
+        agents = load_agents(settings)
+        _default_api = (settings, agents.default.settings.voice_api)
+    return _default_api[1]
+
+
+snapstart.on_init(default_api)  # a SnapStart init reads it: the first request after a restore imports nothing
 
 
 @lru_cache(maxsize=4)  # one api_base per container: built on the first request, not on each
@@ -77,7 +105,7 @@ async def page(request: Request) -> HTMLResponse:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    return HTMLResponse(PAGE_BYTES, headers=headers)
+    return HTMLResponse(page_bytes(default_api()), headers=headers)
 
 
 @app.get(

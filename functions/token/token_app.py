@@ -1,4 +1,7 @@
-"""GET|POST /token: mints an ephemeral client secret so a browser can connect to OpenAI directly."""
+"""GET|POST /token: mints an ephemeral client secret so a browser can connect to OpenAI directly.
+
+Realtime only: GPT-Live has no ephemeral keys (a Live browser call goes through POST /rtc?api=live).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from pydantic import BaseModel
 from starlette.middleware import Middleware
 
 from shared import deps, limits
+from shared.errors import ClientError
 from shared.log import logger
 from shared.origins import OriginPolicy
-from shared.web import create_app, error_responses, make_handler, read_body
+from shared.settings import VoiceApi
+from shared.web import ErrorBody, VoiceApiQuery, create_app, error_responses, make_handler, read_body
 
 # A POST body is read (so its size is bounded) and then ignored: nothing in it changes the session.
 MAX_BODY_BYTES = 4 * 1024
@@ -32,7 +37,14 @@ MINTED = {
     "description": "An ephemeral client secret and where to post the offer with it.",
     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
 }
-ERRORS = error_responses(403, 413, 429, 500, 502, 503, 504)
+ERRORS = {
+    **error_responses(400, 403, 413, 429, 500, 502, 503, 504),
+    409: {
+        "model": ErrorBody,
+        "description": "The default agent profile uses GPT-Live, which has no ephemeral keys: use POST "
+        "/rtc, or ask for a Realtime key with `?api=realtime`.",
+    },
+}
 ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}}
 
 
@@ -51,8 +63,9 @@ ANY_BODY = {"requestBody": {"required": False, "content": {"application/json": {
     responses={200: MINTED, **ERRORS},
     openapi_extra=ANY_BODY,
 )
-async def mint_token(request: Request) -> JSONResponse:
+async def mint_token(request: Request, api: VoiceApiQuery = None) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
+    _realtime_only(api)
     # Spend limits: 429 before anything goes upstream.
     limits.admit_token(request, deps.settings(), deps.call_store)
     client, session = deps.openai_client(), deps.sessions()["browser"]
@@ -66,6 +79,19 @@ async def mint_token(request: Request) -> JSONResponse:
         model=session.model,
     )
     return JSONResponse(token.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+def _realtime_only(api: VoiceApi | None) -> None:
+    """GPT-Live has no ephemeral keys: asking for one is a bad request (400); a server whose default
+    profile is Live conflicts with a key request that names no API (409: the page then uses /rtc)."""
+    if api == "live":
+        raise ClientError(400, "GPT-Live has no ephemeral keys: use POST /rtc?api=live")
+    if deps.browser_api(api) == "live":
+        raise ClientError(
+            409,
+            "The default profile uses GPT-Live, which has no ephemeral keys: use POST /rtc "
+            "(or /token?api=realtime)",
+        )
 
 
 handler = make_handler(app)

@@ -86,11 +86,23 @@ def untranscribed_dev_server(rtc_fake: FakeOpenAI) -> Iterator[str]:
     yield from _serve(rtc_fake, TRANSCRIPTION_MODEL="off")
 
 
+@pytest.fixture(scope="session")
+def live_dev_server(rtc_fake: FakeOpenAI) -> Iterator[str]:
+    """`make dev` with VOICE_API=live: GPT-Live is the server's default API."""
+    yield from _serve(rtc_fake, VOICE_API="live")
+
+
+# The test environment's own values of these never reach the server: each server states its settings.
+ENV_PREFIXES_SET_HERE = ("OPENAI_", "OBSERVER_", "REALTIME_", "AWS_", "TRANSCRIPTION_", "VOICE_API", "LIVE_")
+
+
 def _serve(fake: FakeOpenAI, **settings: str) -> Iterator[str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "OBSERVER_", "REALTIME_", "AWS_", "TRANSCRIPTION_"))
+        if not key.startswith(
+            ("OPENAI_", "OBSERVER_", "REALTIME_", "AWS_", "TRANSCRIPTION_", "VOICE_API", "LIVE_")
+        )
     }
     env.update(
         OPENAI_API_KEY=API_KEY,
