@@ -10,6 +10,7 @@ from shared.errors import ClientError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.origins import OriginPolicy
+from shared.upstream import call_api
 from shared.web import QueryFlag, create_app, error_responses, make_handler, read_body
 
 # A real offer is 2-10 kB (audio plus video); anything far larger is not a browser's offer.
@@ -56,7 +57,7 @@ async def create_call(request: Request, video: QueryFlag = False) -> Response:
         raise
     log.append_keys(call_id=call.call_id)
     logger.info("call created", extra={"source": "webrtc", "video": video})
-    metrics.emit(metrics.CALLS_STARTED, source="webrtc")
+    metrics.emit(metrics.CALLS_STARTED, source="webrtc", api=call_api(call.call_id))
     # In the background: the hangup at the call's time limit (its granted length).
     deps.hard_stop().schedule(call.call_id, limit_seconds=grant.seconds)
     deps.observer_launcher().launch(
