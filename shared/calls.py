@@ -99,9 +99,11 @@ async def accept_with_retries(
 ) -> int:
     """Accept the call through its API; returns the attempt that succeeded. Raises the last
     UpstreamError when the attempts or the deadline run out (the webhook then answers 5xx and OpenAI
-    redelivers), and at once a 404 (the call is gone) or DecisionAlreadyMade (it is decided)."""
+    redelivers), and at once a 404 (the call is gone) or DecisionAlreadyMade (it is decided), unless
+    an earlier attempt went unanswered: then that accept of ours is what decided the call."""
     deadline = time.monotonic() + settings.accept_deadline_seconds
     attempts = settings.accept_max_attempts
+    unanswered = False  # an attempt timed out or failed in a way that may have accepted the call
     for attempt in range(1, attempts + 1):
         budget = min(settings.accept_attempt_timeout_seconds, deadline - time.monotonic())
         try:
@@ -110,10 +112,18 @@ async def accept_with_retries(
             return attempt
         except TimeoutError:
             error: UpstreamError = UpstreamTimeout("OpenAI did not answer the accept in time")
+        except DecisionAlreadyMade:
+            if not unanswered:
+                raise
+            # Observing a call someone else decided costs a sideband refused; leaving our own
+            # accepted call unobserved would leave it without tools, limits or hard stop.
+            logger.info("an earlier accept attempt decided the call", extra={"attempt": attempt})
+            return attempt
         except UpstreamError as exc:
             if not is_retryable(exc):
                 raise
             error = exc
+        unanswered = unanswered or error.upstream_status is None or error.upstream_status >= 500
         # Full jitter: concurrent webhooks that failed together do not retry together.
         delay = random.uniform(0, settings.accept_backoff_seconds * 2 ** (attempt - 1))  # noqa: S311
         # Give up when no attempt of a useful length fits before the deadline any more.
