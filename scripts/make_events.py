@@ -226,6 +226,27 @@ def http_event(
     return event
 
 
+def webhook_event(n: int, webhook_id: str, body: bytes) -> dict[str, Any]:
+    """POST /sip as OpenAI sends it: the JSON body base64-encoded, the Standard Webhooks headers with
+    a placeholder signature (tests re-sign it)."""
+    return http_event(
+        "POST",
+        "/sip",
+        "/sip",
+        n=n,
+        headers={
+            "accept": "*/*",
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(EPOCH),
+            "webhook-signature": "v1,PLACEHOLDER",
+        },
+        body=body,
+        base64_body=True,
+        user_agent=OPENAI_WEBHOOK_UA,
+    )
+
+
 def build_events() -> dict[str, Any]:
     """File stem -> event."""
     sdp_headers = {
@@ -242,38 +263,8 @@ def build_events() -> dict[str, Any]:
         ),
         "token": http_event("POST", "/token", "/token", n=3, headers={"origin": f"https://{DOMAIN}"}),
         "token_get": http_event("GET", "/token", "/token", n=4),
-        "sip": http_event(
-            "POST",
-            "/sip",
-            "/sip",
-            n=5,
-            headers={
-                "accept": "*/*",
-                "content-type": "application/json",
-                "webhook-id": "wh_68e7780000000000000000000000sip",
-                "webhook-timestamp": str(EPOCH),
-                "webhook-signature": "v1,PLACEHOLDER",
-            },
-            body=sip_body,
-            base64_body=True,
-            user_agent=OPENAI_WEBHOOK_UA,
-        ),
-        "sip_live": http_event(
-            "POST",
-            "/sip",
-            "/sip",
-            n=10,
-            headers={
-                "accept": "*/*",
-                "content-type": "application/json",
-                "webhook-id": "wh_68e7780000000000000000000000liv",
-                "webhook-timestamp": str(EPOCH),
-                "webhook-signature": "v1,PLACEHOLDER",
-            },
-            body=sip_live_body,
-            base64_body=True,
-            user_agent=OPENAI_WEBHOOK_UA,
-        ),
+        "sip": webhook_event(5, "wh_68e7780000000000000000000000sip", sip_body),
+        "sip_live": webhook_event(10, "wh_68e7780000000000000000000000liv", sip_live_body),
         "observer_http": http_event(
             "POST",
             "/observer/{call_id}",
