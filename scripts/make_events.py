@@ -26,6 +26,9 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
                         timestamp, so tests re-sign it at run time with the current time
                         (tests/conftest.py `sign`). The JSON files cannot carry a comment: they must
                         stay valid Lambda events.
+- `sip_live.json`       POST /sip, GPT-Live's `live.transport.incoming` webhook for the same kind of
+                        call (`data.session_id` live_..., `data.type` "sip", `data.sip_media_security`),
+                        signed the same way
 - `observer_http.json`  POST /observer/{call_id}, with pathParameters {"call_id": ...}
 - `observer_async.json` the payload rtc/sip send with InvocationType=Event (shared/launcher.py
                         ObserveRequest): {"call_id", "source", "requested_at", "call_started_at",
@@ -64,6 +67,7 @@ DOMAIN = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
 SOURCE_IP = "203.0.113.10"
 EPOCH = 1760000000  # 2025-10-09T08:53:20Z
 CALL_ID = "rtc_0123456789abcdef0123456789abcdef"
+LIVE_SESSION_ID = "live_u0_0123456789abcdef0123456789abcdef"
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/141.0.0.0 Safari/537.36"
 )
@@ -127,6 +131,21 @@ SIP_WEBHOOK = {
             {"name": "To", "value": "<sip:+15559870000@sip.api.openai.com>"},
             {"name": "Call-ID", "value": "3848276298220188511@sip.example.com"},
         ],
+    },
+}
+
+# The webhook GPT-Live posts for an incoming SIP call (live.transport.incoming; the deprecated
+# live.call.incoming is the same without data.type).
+SIP_LIVE_WEBHOOK = {
+    "object": "event",
+    "id": "evt_68e7780000000000000000000000liv",
+    "type": "live.transport.incoming",
+    "created_at": EPOCH,
+    "data": {
+        "type": "sip",
+        "session_id": LIVE_SESSION_ID,
+        "sip_media_security": "srtp",
+        "sip_headers": SIP_WEBHOOK["data"]["sip_headers"],  # type: ignore[index]
     },
 }
 
@@ -208,6 +227,27 @@ def http_event(
     return event
 
 
+def webhook_event(n: int, webhook_id: str, body: bytes) -> dict[str, Any]:
+    """POST /sip as OpenAI sends it: the JSON body base64-encoded, the Standard Webhooks headers with
+    a placeholder signature (tests re-sign it)."""
+    return http_event(
+        "POST",
+        "/sip",
+        "/sip",
+        n=n,
+        headers={
+            "accept": "*/*",
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(EPOCH),
+            "webhook-signature": "v1,PLACEHOLDER",
+        },
+        body=body,
+        base64_body=True,
+        user_agent=OPENAI_WEBHOOK_UA,
+    )
+
+
 def build_events() -> dict[str, Any]:
     """File stem -> event."""
     sdp_headers = {
@@ -216,6 +256,7 @@ def build_events() -> dict[str, Any]:
         "referer": f"https://{DOMAIN}/",
     }
     sip_body = json.dumps(SIP_WEBHOOK, separators=(",", ":")).encode()
+    sip_live_body = json.dumps(SIP_LIVE_WEBHOOK, separators=(",", ":")).encode()
     return {
         "rtc": http_event("POST", "/rtc", "/rtc", n=1, headers=sdp_headers, body=SDP_OFFER.encode()),
         "rtc_video": http_event(
@@ -226,22 +267,8 @@ def build_events() -> dict[str, Any]:
         ),
         "token": http_event("POST", "/token", "/token", n=3, headers={"origin": f"https://{DOMAIN}"}),
         "token_get": http_event("GET", "/token", "/token", n=4),
-        "sip": http_event(
-            "POST",
-            "/sip",
-            "/sip",
-            n=5,
-            headers={
-                "accept": "*/*",
-                "content-type": "application/json",
-                "webhook-id": "wh_68e7780000000000000000000000sip",
-                "webhook-timestamp": str(EPOCH),
-                "webhook-signature": "v1,PLACEHOLDER",
-            },
-            body=sip_body,
-            base64_body=True,
-            user_agent=OPENAI_WEBHOOK_UA,
-        ),
+        "sip": webhook_event(5, "wh_68e7780000000000000000000000sip", sip_body),
+        "sip_live": webhook_event(10, "wh_68e7780000000000000000000000liv", sip_live_body),
         "observer_http": http_event(
             "POST",
             "/observer/{call_id}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import background, snapstart
 from shared.hard_stop import HardStop
@@ -22,7 +22,7 @@ from shared.launcher import (
 from shared.log import logger
 from shared.policy import CallerPolicy
 from shared.secrets import SecretStore
-from shared.session import SessionConfig, make_session
+from shared.session import SessionConfig, check_sip_session, make_session
 from shared.settings import Settings, VoiceApi, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.tools import Channel, Tool, available_tools
@@ -114,6 +114,26 @@ def agent_sessions() -> dict[str, dict[Channel, SessionConfig]]:
 def session_for(agent: str, channel: Channel) -> SessionConfig:
     """`agent`'s session on `channel` (`agent` is a name from `agents()`, so it is always there)."""
     return agent_sessions()[agent][channel]
+
+
+@Singleton
+def live_accept_bodies() -> dict[str, dict[str, Any]]:
+    """The SIP accept body of each GPT-Live profile (`{"session": {"type": "live", ...}}`)."""
+    from shared.live_session import accept_body, live_session
+
+    registry = tool_registry()
+    return {
+        name: accept_body(live_session(agent.settings, "sip", registry)).to_json()
+        for name, agent in agents().profiles.items()
+        if agent.settings.voice_api == "live"
+    }
+
+
+def sip_accept_body(agent: str) -> dict[str, Any]:
+    """The accept body of a SIP call routed to `agent`, in the shape of the profile's API: GPT-Live's
+    wraps its session, Realtime's is the session."""
+    live = live_accept_bodies().get(agent)
+    return live if live is not None else check_sip_session(session_for(agent, "sip").to_json())
 
 
 def sessions() -> dict[Channel, SessionConfig]:
@@ -225,6 +245,7 @@ def warm() -> list[str]:
     wanted: list[tuple[str, Callable[[], object]]] = [
         # The agent profiles and their sessions; the tool registry too (shared/my_tools.py is imported).
         ("agent_sessions", agent_sessions),
+        ("live_accept_bodies", live_accept_bodies),
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
         ("secret_store", lambda: secret_store().prepare()),
@@ -291,6 +312,7 @@ def reset() -> None:
         openai_client,
         agents,
         agent_sessions,
+        live_accept_bodies,
         tool_registry,
         _lambda_launcher,
         call_store,

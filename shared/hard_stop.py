@@ -6,6 +6,10 @@ created too: at start + MAX_CALL_SECONDS (or the 60-minute cap when there is no 
 invokes the hangup function (`functions/hangup/hangup_app.py`) with `{"call_id": ...}`, and deletes
 itself afterwards. The observer deletes it when the call ends normally (`cancel`).
 
+The hangup it fires (`end_call`) picks the API by the call id: `rtc_...` Realtime, `live_...`
+GPT-Live. A Live WebRTC session has no HTTP hangup (SIP only): it is ended with `session.close` over
+its sideband, so the hard stop holds for every call of either API.
+
 Creating it is off the critical path: `prepare()` builds the Scheduler client in a background thread
 before the route waits on OpenAI, and `schedule()` sends the request from another one. A failure is
 logged and never fails the call (the observer still enforces the limit).
@@ -13,19 +17,23 @@ logged and never fails the call (the observer still enforces the limit).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from shared import aws
+from shared import aws, tls
+from shared.errors import UpstreamError, UpstreamTimeout
 from shared.log import logger
 from shared.settings import Settings
+from shared.upstream import OpenAIClient, call_api, make_headers
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
@@ -164,3 +172,69 @@ class HardStop:
         if self._client is None:
             self._client = aws.client("scheduler")
         return self._client
+
+
+# ------------------------------------------------------------------ the hangup the schedule fires
+
+HangupOutcome = Literal["hung_up", "already_over", "closed"]
+SESSION_CLOSE_WAIT_SECONDS = 5.0  # for `session.closed` after a `session.close`
+
+
+async def end_call(
+    call_id: str, *, client: OpenAIClient, settings: Settings, api_key: Callable[[], str]
+) -> HangupOutcome:
+    """End a call at its hard stop through its API (by the id's prefix): `POST .../hangup`. OpenAI
+    not knowing the call (404) means it is over already. GPT-Live hangs up SIP calls only: a Live
+    WebRTC session's hangup is refused (400), so that one gets `session.close` over its sideband
+    instead ("closed"). Any other failure raises, so that Scheduler retries (a bounded few times)."""
+    live = call_api(call_id) == "live"
+    try:
+        if live:
+            await client.hangup_live_session(call_id)
+        else:
+            await client.hangup_call(call_id)
+    except UpstreamError as exc:
+        if exc.upstream_status == 404:
+            return "already_over"
+        if not (live and exc.upstream_status == 400):
+            raise
+        logger.info("not a SIP call: closing the Live session over its sideband", extra={"call_id": call_id})
+        return await close_live_session(call_id, settings, api_key())
+    return "hung_up"
+
+
+async def close_live_session(
+    session_id: str, settings: Settings, api_key: str, wait: float = SESSION_CLOSE_WAIT_SECONDS
+) -> HangupOutcome:
+    """Attach to a Live session's sideband, send `session.close` and wait for `session.closed`. An
+    attach refused with 404 means the session is over already. Without `session.closed` in time (or
+    with the socket closed before it) the close is not confirmed: UpstreamError, to be retried."""
+    import websockets  # only a Live WebRTC session's hard stop needs them
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    from shared.voice_api import LiveAdapter
+
+    adapter = LiveAdapter()
+    url = adapter.sideband_url(settings.sideband_base, session_id)
+    secure = tls.client_context() if url.startswith("wss://") else None
+    try:
+        async with (
+            asyncio.timeout(wait),
+            websockets.connect(
+                url, additional_headers=make_headers(api_key), compression=None, ssl=secure
+            ) as ws,
+        ):
+            await ws.send(json.dumps(adapter.close()))
+            async for message in ws:
+                # Reflected audio streams meanwhile: look for the type before parsing anything.
+                if "session.closed" in message and json.loads(message).get("type") == "session.closed":
+                    return "closed"
+    except InvalidStatus as exc:
+        if exc.response.status_code == 404:
+            return "already_over"
+        raise UpstreamError("Live sideband refused", upstream_status=exc.response.status_code) from None
+    except TimeoutError:
+        raise UpstreamTimeout("Live session did not confirm session.close in time") from None
+    except (ConnectionClosed, OSError) as exc:
+        raise UpstreamError(f"Live sideband lost ({type(exc).__name__})") from None
+    raise UpstreamError("Live sideband closed before session.closed")

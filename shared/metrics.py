@@ -20,25 +20,29 @@ from shared import audit
 
 NAMESPACE = "HelloRealtime"
 
-CALLS_STARTED = "CallsStarted"  # dimension source: webrtc | sip
-CALLS_ACCEPTED = "CallsAccepted"
-CALLS_REJECTED = "CallsRejectedByPolicy"  # dimension sip_status: 603 (allow/deny lists) | 486 (busy)
-ACCEPT_FAILURES = "AcceptFailures"
+# Dimension `api` (realtime | live, shared/upstream.py call_api) wherever a call's API is known.
+
+CALLS_STARTED = "CallsStarted"  # dimensions source: webrtc | sip, api
+CALLS_ACCEPTED = "CallsAccepted"  # dimension api
+CALLS_REJECTED = "CallsRejectedByPolicy"  # dimensions sip_status: 603 (caller lists) | 486 (busy), api
+ACCEPT_FAILURES = "AcceptFailures"  # dimension api, rolled up (the alarm watches the total)
 SIGNATURE_REJECTED = "WebhooksRejectedForSignature"  # dimension reason (shared/webhooks.py), rolled up
-DUPLICATES_SUPPRESSED = "DuplicatesSuppressed"  # dimension kind: webhook | observer
-OBSERVER_HANDOFFS = "ObserverHandoffs"
-CALL_DURATION = "CallDuration"  # seconds, dimension source
-WEBHOOK_TO_ACCEPT = "WebhookToAccept"  # milliseconds
+DUPLICATES_SUPPRESSED = "DuplicatesSuppressed"  # dimensions kind: webhook | observer | decision, api
+OBSERVER_HANDOFFS = "ObserverHandoffs"  # dimension api
+CALL_DURATION = "CallDuration"  # seconds, dimensions source, api
+WEBHOOK_TO_ACCEPT = "WebhookToAccept"  # milliseconds, dimension api
 TOOL_ERRORS = "ToolErrors"  # a tool call answered with an error output (the tool is in the log line)
 CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_minutes
 DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
 RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
-WEBHOOKS_IGNORED = "WebhooksIgnored"  # verified events that are not ours to act on (live.*, others)
+# Verified webhooks acted on by nobody here: dimension reason event_type (not an incoming call), or
+# other_api (a call whose profile uses the other API, whose own webhook accepts it) with api.
+WEBHOOKS_IGNORED = "WebhooksIgnored"
 
 
 # Metrics whose data points also count without their own dimensions: one point is both the total
 # (`service` only: what the alarm watches) and its breakdown (`service` + the given dimensions).
-ROLLED_UP = frozenset({SIGNATURE_REJECTED})
+ROLLED_UP = frozenset({SIGNATURE_REJECTED, ACCEPT_FAILURES})
 
 
 def emit(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:

@@ -17,7 +17,7 @@ import httpx
 from shared import tls
 from shared.errors import ClientError, UpstreamError, UpstreamTimeout, redact
 from shared.secrets import SecretStore
-from shared.settings import Settings
+from shared.settings import Settings, VoiceApi
 
 CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
 # OpenAI's error.code for an offer it cannot answer ("Invalid SDP offer. Please try again with a
@@ -25,8 +25,20 @@ CALL_ID_PATTERN = re.compile(r"^rtc_[A-Za-z0-9_-]{1,200}$")
 INVALID_OFFER = "invalid_offer"
 # A GPT-Live session id (`live_...`, from `live.transport.incoming` or a create): never an `rtc_` id.
 LIVE_SESSION_ID_PATTERN = re.compile(r"^live_[A-Za-z0-9_-]{1,200}$")
+# Any call id this stack handles: a Realtime call or a GPT-Live session (one pattern for routes' paths).
+ANY_CALL_ID_PATTERN = re.compile(r"^(?:rtc|live)_[A-Za-z0-9_-]{1,200}$")
 DECISION_ALREADY_MADE = "decision_already_made"
 ControlAction = Literal["accept", "reject", "refer", "hangup"]
+
+
+def is_call_id(value: object) -> bool:
+    """A Realtime call id (`rtc_...`) or a GPT-Live session id (`live_...`)."""
+    return isinstance(value, str) and ANY_CALL_ID_PATTERN.match(value) is not None
+
+
+def call_api(call_id: str) -> VoiceApi:
+    """The API a call id belongs to, by its prefix (`live_...` GPT-Live, else Realtime)."""
+    return "live" if call_id.startswith("live_") else "realtime"
 
 
 def realtime_call_path(call_id: str, action: ControlAction) -> str:

@@ -21,6 +21,7 @@ from tests.samples import EVENTS as EVENTS
 from tests.samples import SIGNING_SECRET as SIGNING_SECRET
 from tests.samples import body_of as body_of
 from tests.samples import incoming_call_body as incoming_call_body
+from tests.samples import live_incoming_call_body as live_incoming_call_body
 from tests.samples import load_event as load_event
 from tests.samples import sign as sign
 from tests.samples import with_body as with_body

@@ -71,6 +71,38 @@ def incoming_call_body(
     return json.dumps(payload).encode()
 
 
+def live_incoming_call_body(
+    session_id: str,
+    event_type: str = "live.transport.incoming",
+    *,
+    from_header: str = "sip:+15551230000@example.com",
+    to_header: str = "sip:+15559870000@example.com",
+    media_security: str | None = "srtp",
+) -> bytes:
+    """GPT-Live's webhook for the same kind of call: `data.session_id` (`live_...`), `data.type` "sip"
+    (absent from the deprecated `live.call.incoming`), `data.sip_media_security` when known."""
+    data: dict[str, Any] = {
+        "session_id": session_id,
+        "sip_headers": [
+            {"name": "From", "value": from_header},
+            {"name": "To", "value": to_header},
+            {"name": "Call-ID", "value": f"{uuid.uuid4().hex}@example.com"},
+        ],
+    }
+    if event_type == "live.transport.incoming":
+        data["type"] = "sip"
+    if media_security is not None:
+        data["sip_media_security"] = media_security
+    payload = {
+        "object": "event",
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created_at": int(time.time()),
+        "data": data,
+    }
+    return json.dumps(payload).encode()
+
+
 def default_session_tools() -> dict[str, object]:
     """The `tools` and `tool_choice` of a SIP or WebRTC session under the default settings (no
     TRANSFER_TARGET, no MCP servers): the built-in end_call and the example get_current_time."""

@@ -25,6 +25,7 @@ import yaml
 from shared import metrics, webhooks
 from shared.launcher import CallSource
 from shared.policy import BUSY, DECLINE
+from shared.settings import VoiceApi
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_FILE = ROOT / "template.yaml"
@@ -37,7 +38,6 @@ CONTRACT: dict[str, frozenset[str]] = {
     metrics.CALLS_LIMITED: frozenset({"limit"}),
     metrics.DAILY_MINUTES_USED: frozenset(),
     metrics.RECORD_WRITE_FAILURES: frozenset(),
-    metrics.WEBHOOKS_IGNORED: frozenset(),
 }
 # Values of dimensions the code computes at run time (each one gets its own line on the dashboard).
 VALUES: dict[tuple[str, str], frozenset[str]] = {
@@ -45,6 +45,21 @@ VALUES: dict[tuple[str, str], frozenset[str]] = {
     (metrics.CALL_DURATION, "source"): frozenset(get_args(CallSource)),
     (metrics.CALLS_LIMITED, "limit"): frozenset({"client_hourly", "daily_minutes"}),
     (metrics.SIGNATURE_REJECTED, "reason"): frozenset(webhooks.REJECT_REASONS),
+    # The API of a call (shared/upstream.py call_api), on every metric that knows the call.
+    **{
+        (name, "api"): frozenset(get_args(VoiceApi))
+        for name in (
+            metrics.CALLS_STARTED,
+            metrics.CALLS_ACCEPTED,
+            metrics.CALLS_REJECTED,
+            metrics.ACCEPT_FAILURES,
+            metrics.WEBHOOK_TO_ACCEPT,
+            metrics.DUPLICATES_SUPPRESSED,
+            metrics.OBSERVER_HANDOFFS,
+            metrics.CALL_DURATION,
+            metrics.WEBHOOKS_IGNORED,
+        )
+    },
 }
 
 
@@ -312,7 +327,7 @@ def test_the_scan_sees_the_emit_calls_and_the_emf_lines_carry_service_plus_the_g
     # The scan's model of a data point: the keyword dimensions plus `service`, named after the stack.
     names = {e.name for e in EMITS}
     assert {metrics.CALLS_STARTED, metrics.ACCEPT_FAILURES, metrics.WEBHOOK_TO_ACCEPT} <= names
-    assert {d for e in EMITS if e.name == metrics.CALL_DURATION for d, _ in e.dimensions} == {"source"}
+    assert {d for e in EMITS if e.name == metrics.CALL_DURATION for d, _ in e.dimensions} == {"source", "api"}
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", STACK)
     capsys.readouterr()
     metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="webhook")

@@ -3,6 +3,7 @@ call start on a moto server (real HTTP), deleted by the observer on a normal end
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -18,6 +19,7 @@ import observer_app
 import rtc_app
 import sip_app
 from shared import deps
+from shared.errors import UpstreamError
 from shared.hard_stop import OPENAI_MAX_SESSION_SECONDS, HardStop, schedule_name
 from shared.settings import Settings
 from tests.conftest import (
@@ -25,6 +27,7 @@ from tests.conftest import (
     LogCapture,
     RecordingLauncher,
     incoming_call_body,
+    live_incoming_call_body,
     load_event,
     sign,
     with_body,
@@ -236,3 +239,86 @@ def test_the_sample_event_is_what_a_schedule_sends(
     assert event == json.loads(HardStop(settings(group)).plan(event["call_id"], time.time()).input)
     fake.register_call(event["call_id"])
     assert hangup_app.handler(event, FakeContext())["outcome"] == "hung_up"
+
+
+# ----------------------------------------------------------------- GPT-Live calls
+
+
+def test_sip_schedules_the_hard_stop_of_a_live_call_under_its_session_id(
+    hard_stop_env: pytest.MonkeyPatch,
+    fake: FakeOpenAI,
+    launcher: RecordingLauncher,
+    scheduler: Any,
+    group: str,
+) -> None:
+    hard_stop_env.setenv("VOICE_API", "live")
+    deps.reset()
+    pending = fake.live.register_pending_sip_call()
+    assert pending.session_id is not None
+    event = sign(with_body(load_event("sip_live"), live_incoming_call_body(pending.session_id)))
+    assert sip_app.handler(event, FakeContext())["statusCode"] == 200
+    join_hard_stops()
+    made = scheduler.get_schedule(Name=schedule_name(pending.session_id), GroupName=group)
+    assert json.loads(made["Target"]["Input"]) == {"call_id": pending.session_id}
+
+
+def test_the_hard_stop_hangs_up_a_live_sip_call(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI, launcher: RecordingLauncher, logs: LogCapture
+) -> None:
+    env.setenv("VOICE_API", "live")
+    deps.reset()
+    pending = fake.live.register_pending_sip_call()
+    session_id = pending.session_id
+    assert session_id is not None
+    event = sign(with_body(load_event("sip_live"), live_incoming_call_body(session_id)))
+    assert sip_app.handler(event, FakeContext())["statusCode"] == 200
+
+    assert hangup_app.handler({"call_id": session_id}, FakeContext()) == {
+        "call_id": session_id,
+        "outcome": "hung_up",
+    }
+    (hangup,) = fake.requests_to(f"/live/sessions/{session_id}/hangup")
+    assert hangup.body == b""  # Live hangup takes no body
+    assert not fake.requests_to("/realtime/")
+    session = fake.live.sessions[session_id]
+    assert (session.status, session.close_reason) == ("closed", "close_requested")
+    assert logs.messages("call hung up")[0]["reason"] == "hard_stop"
+    # Fired again (a Scheduler retry): the session is gone, which is fine.
+    again = hangup_app.handler({"call_id": session_id}, FakeContext())
+    assert again == {"call_id": session_id, "outcome": "already_over"}
+
+
+def test_the_hard_stop_closes_a_live_webrtc_session_over_its_sideband(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI, logs: LogCapture
+) -> None:
+    """Live hangs up SIP calls only (a WebRTC session's hangup is a 400): `session.close` ends it."""
+    from shared.live_session import live_session, webrtc_create_body
+
+    body = webrtc_create_body(live_session(deps.settings()), "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n")
+    created = asyncio.run(deps.openai_client().create_live_session(body.to_json()))
+    deps.openai_client.reset()  # the client's connections belong to that finished loop
+
+    result = hangup_app.handler({"call_id": created.session_id}, FakeContext())
+    assert result == {"call_id": created.session_id, "outcome": "closed"}
+    assert len(fake.requests_to(f"/live/sessions/{created.session_id}/hangup")) == 1  # answered 400
+    (sideband,) = fake.live.sidebands_of(created.session_id)
+    assert sideband.client_event_types() == ["session.close"]
+    assert "session.closed" in sideband.server_event_types()
+    session = fake.live.sessions[created.session_id]
+    assert (session.status, session.close_reason) == ("closed", "close_requested")
+    assert logs.messages("not a SIP call: closing the Live session over its sideband")
+    assert logs.messages("Live session closed")[0]["reason"] == "hard_stop"
+    # Fired again: the hangup is a 404 now, the session is over.
+    again = hangup_app.handler({"call_id": created.session_id}, FakeContext())
+    assert again["outcome"] == "already_over"
+    assert len(fake.live.sidebands_of(created.session_id)) == 1
+
+
+def test_a_realtime_400_is_not_taken_for_a_live_webrtc_session(
+    env: pytest.MonkeyPatch, fake: FakeOpenAI
+) -> None:
+    fake.register_call("rtc_bad400")
+    fake.fail_next("/hangup", 400)
+    with pytest.raises(UpstreamError):  # raised: Scheduler retries it
+        hangup_app.handler({"call_id": "rtc_bad400"}, FakeContext())
+    assert not fake.live.sidebands

@@ -188,11 +188,11 @@ def test_one_log_line_and_one_emf_document_per_request(
     # Every data point of the request, each under its own dimension set, in the one document.
     names = {m["Name"]: d["Dimensions"] for d in document["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert names == {
-        metrics.CALLS_ACCEPTED: [["service"]],
-        metrics.WEBHOOK_TO_ACCEPT: [["service"]],
-        metrics.CALLS_STARTED: [["service", "source"]],
+        metrics.CALLS_ACCEPTED: [["service", "api"]],
+        metrics.WEBHOOK_TO_ACCEPT: [["service", "api"]],
+        metrics.CALLS_STARTED: [["service", "source", "api"]],
     }
-    assert document["source"] == "sip"
+    assert (document["source"], document["api"]) == ("sip", "realtime")
 
 
 def test_concurrent_requests_in_one_process_log_only_their_own_keys(

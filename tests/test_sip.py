@@ -16,6 +16,7 @@ from tests.conftest import (
     LogCapture,
     RecordingLauncher,
     incoming_call_body,
+    live_incoming_call_body,
     load_event,
     response_json,
     sign,
@@ -75,40 +76,55 @@ def test_other_event_types_are_ignored_with_200(fake: FakeOpenAI, launcher: Reco
     assert launcher.requests == []
 
 
-def live_event(call_id: str) -> bytes:
-    """OpenAI's Live API announcing the same pending SIP call (`live.transport.incoming`)."""
-    return incoming_call_body(call_id, event_type="live.transport.incoming")
+def live_event(session_id: str) -> bytes:
+    """OpenAI's GPT-Live API announcing the same pending SIP call (`live.transport.incoming`)."""
+    return live_incoming_call_body(session_id)
 
 
-def test_a_live_event_is_ignored_with_200_and_never_accepted(
+def test_a_live_event_for_a_realtime_profile_is_left_to_realtime_with_200(
     fake: FakeOpenAI, launcher: RecordingLauncher, logs: LogCapture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.register_call(CALL_ID)
-    assert sip_app.handler(webhook(live_event(CALL_ID)), FakeContext())["statusCode"] == 200
-    assert fake.requests == []  # not even a reject: the Realtime event decides
+    pending = fake.live.register_pending_sip_call(call_id=CALL_ID)
+    assert pending.session_id is not None
+    assert sip_app.handler(webhook(live_event(pending.session_id)), FakeContext())["statusCode"] == 200
+    assert fake.requests == []  # not even a reject: a reject would win the call
     assert launcher.requests == []
-    (ignored,) = logs.messages("webhook ignored")
-    assert (ignored["event_type"], ignored["live"]) == ("live.transport.incoming", True)
+    (left,) = logs.messages("call left to the other API")
+    assert (left["api"], left["profile_api"], left["call_id"]) == ("live", "realtime", pending.session_id)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     (point,) = [doc for doc in emf if metrics.WEBHOOKS_IGNORED in doc]
-    assert point["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert point["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "reason", "api"]]
+    assert (point["reason"], point["api"]) == ("other_api", "live")
+
+
+def test_other_events_count_as_ignored_for_their_type(
+    fake: FakeOpenAI, launcher: RecordingLauncher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = incoming_call_body(CALL_ID, event_type="live.transport.connected")
+    assert sip_app.handler(webhook(body), FakeContext())["statusCode"] == 200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (point,) = [doc for doc in emf if metrics.WEBHOOKS_IGNORED in doc]
+    assert point["reason"] == "event_type"
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize("live_first", [True, False])
 def test_one_call_announced_by_both_apis_is_accepted_once_through_realtime(
     fake: FakeOpenAI, launcher: RecordingLauncher, live_first: bool
 ) -> None:
-    fake.register_call(CALL_ID)
-    deliveries = [webhook(incoming_call_body(CALL_ID)), webhook(live_event(CALL_ID))]
+    pending = fake.live.register_pending_sip_call(call_id=CALL_ID)
+    assert pending.session_id is not None
+    deliveries = [webhook(incoming_call_body(CALL_ID)), webhook(live_event(pending.session_id))]
     for event in reversed(deliveries) if live_first else deliveries:
         assert sip_app.handler(event, FakeContext())["statusCode"] == 200
     (accept,) = fake.requests
     assert accept.path == f"/v1/realtime/calls/{CALL_ID}/accept"
+    assert pending.decision == ("realtime", "accept")
     assert [r.call_id for r in launcher.requests] == [CALL_ID]
 
 
 def test_an_unsigned_live_event_is_401(fake: FakeOpenAI, launcher: RecordingLauncher) -> None:
-    event = webhook(live_event(CALL_ID))
+    event = webhook(live_event("live_u0_unsigned"))
     headers_of(event)["webhook-signature"] = "v1,AAAA"
     assert sip_app.handler(event, FakeContext())["statusCode"] == 401
 

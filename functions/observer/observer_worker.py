@@ -41,7 +41,7 @@ from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
 from shared.tools import select_tools
-from shared.upstream import CALL_ID_PATTERN, make_headers
+from shared.upstream import call_api, is_call_id, make_headers
 
 # Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
 TRANSCRIPT_EVENTS = {
@@ -284,7 +284,7 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
     generation = event.get("generation", 0)
     if (
         not isinstance(call_id, str)
-        or not CALL_ID_PATTERN.match(call_id)
+        or not is_call_id(call_id)
         or source not in ("webrtc", "sip", "api")
         or not isinstance(generation, int)
         or isinstance(generation, bool)
@@ -373,7 +373,7 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         logger.info(
             "call already observed (or over): not opening a second sideband", extra={"call_id": call_id}
         )
-        metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="observer")
+        metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="observer", api=call_api(call_id))
         return {"call_id": call_id, "outcome": "duplicate"}
 
     started_at = request.call_started_at or request.requested_at
@@ -494,7 +494,7 @@ async def _hand_off(
     wait_until = time.monotonic() + max(0.5, settings.observer_stop_margin_seconds / 2)
     while time.monotonic() < wait_until:
         if store.attached_owner(request.call_id) not in (None, token, owner):
-            metrics.emit(metrics.OBSERVER_HANDOFFS)
+            metrics.emit(metrics.OBSERVER_HANDOFFS, api=call_api(request.call_id))
             logger.info("successor took over", extra={"call_id": request.call_id})
             return True
         await asyncio.sleep(HANDOFF_POLL_SECONDS)
@@ -523,4 +523,9 @@ def _finish(
     grant = limits.Grant(seconds=request.max_seconds, day=request.minutes_day)
     limits.refund(grant, time.time() - started_at, store=store)
     if result.outcome != "not_found":
-        metrics.seconds(metrics.CALL_DURATION, time.time() - started_at, source=request.source)
+        metrics.seconds(
+            metrics.CALL_DURATION,
+            time.time() - started_at,
+            source=request.source,
+            api=call_api(request.call_id),
+        )

@@ -67,7 +67,7 @@ async def create_call(request: Request, video: QueryFlag = False, api: VoiceApiQ
         raise
     log.append_keys(call_id=call_id)
     logger.info("call created", extra={"source": "webrtc", "api": voice_api, "video": video})
-    metrics.emit(metrics.CALLS_STARTED, source="webrtc")
+    metrics.emit(metrics.CALLS_STARTED, source="webrtc", api=voice_api)
     # In the background: the hangup at the call's time limit (its granted length).
     deps.hard_stop().schedule(call_id, limit_seconds=grant.seconds)
     # The observer learns the API from the id (`rtc_` / `live_`): the request is the same for both.

@@ -1,8 +1,13 @@
-"""POST /sip: OpenAI's `realtime.call.incoming` webhook -> verify, decide, accept, launch the observer.
+"""POST /sip: OpenAI's incoming-call webhooks (`realtime.call.incoming`, `live.transport.incoming`
+and its deprecated name `live.call.incoming`) -> verify, decide, accept, launch the observer.
+
+One pending SIP call fires both a Realtime and a Live webhook, with different ids; the first accept
+or reject through either API decides it. So each webhook accepts only the calls whose agent profile
+uses its API and leaves the others alone (200, never a reject: a reject would win the call).
 
 Exactly once per delivery, across instances: the `webhook-id` is claimed in the call store before
 anything happens (`store.delivery`), so a redelivered or concurrent duplicate is answered without a
-second accept.
+second accept; a competing decision (`decision_already_made`) is a quiet 200.
 """
 
 from __future__ import annotations
@@ -12,33 +17,17 @@ import time
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import deps, log, metrics, webhooks
-from shared.calls import answer_call
+from shared.calls import IncomingCall, answer_call, incoming_call
 from shared.errors import ClientError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.policy import caller_number, mask_number
-from shared.upstream import CALL_ID_PATTERN
 from shared.web import create_app, error_responses, make_handler, read_body
 
 MAX_WEBHOOK_BYTES = 256 * 1024
-INCOMING_CALL = "realtime.call.incoming"
-LIVE_EVENT_PREFIX = "live."  # OpenAI's Live API events (e.g. live.transport.incoming): never ours
-
-
-class SipHeader(BaseModel):
-    name: str
-    value: str
-
-
-class IncomingCall(BaseModel):
-    call_id: str = Field(pattern=CALL_ID_PATTERN.pattern)
-    sip_headers: list[SipHeader] = []  # untrusted caller metadata
-
-    def header(self, name: str) -> str:
-        return next((h.value for h in self.sip_headers if h.name.lower() == name.lower()), "")
 
 
 class WebhookEvent(BaseModel):
@@ -67,7 +56,8 @@ WEBHOOK = {
 @app.post(
     "/sip",
     operation_id="incoming_call",
-    summary="OpenAI's realtime.call.incoming webhook (Standard Webhooks signature); accepts the call.",
+    summary="OpenAI's incoming SIP call webhooks, Realtime and GPT-Live (Standard Webhooks signature); "
+    "accepts the calls whose agent profile uses the webhook's API.",
     response_class=Response,
     responses={
         200: {"description": "Handled (accepted, refused by policy, ignored or a duplicate)."},
@@ -75,33 +65,33 @@ WEBHOOK = {
     },
     openapi_extra=WEBHOOK,
 )
-async def incoming_call(request: Request) -> Response:
+async def incoming_call_webhook(request: Request) -> Response:
     body = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES)
     webhooks.verify(body, request.headers, deps.secret_store().signing_secret())
     event = _parse_event(body)
     webhook_id = request.headers.get("webhook-id", "")
-    if event.type != INCOMING_CALL:
-        # Explicitly never accepted: live.* (OpenAI's Live API). One pending SIP call can fire both
-        # live.transport.incoming and realtime.call.incoming, and whichever accept wins decides the API.
-        live = event.type.startswith(LIVE_EVENT_PREFIX)
-        logger.info(
-            "webhook ignored", extra={"event_type": event.type[:80], "webhook_id": webhook_id, "live": live}
-        )
-        metrics.emit(metrics.WEBHOOKS_IGNORED)
+    call = incoming_call(event.type, event.data)
+    if call is None:
+        logger.info("webhook ignored", extra={"event_type": event.type[:80], "webhook_id": webhook_id})
+        metrics.emit(metrics.WEBHOOKS_IGNORED, reason="event_type")
         return Response(status_code=200)
-    call = _incoming_call(event)
     # The profile follows the dialed number only: `From` is the caller's to write (allow/deny lists only).
     # Chosen before the delivery is claimed, so an invalid agents.yaml is a 500 that leaves no state.
     agent = deps.agents().route(call.header("To"))
     caller = mask_number(caller_number(call.header("From")))
     dialed = mask_number(caller_number(call.header("To")))
-    log.append_keys(call_id=call.call_id, webhook_id=webhook_id, source="sip", agent=agent.name)
+    log.append_keys(call_id=call.call_id, webhook_id=webhook_id, source="sip", agent=agent.name, api=call.api)
     logger.info("incoming call", extra={"from": caller, "to": dialed})
+    if agent.settings.voice_api != call.api:
+        _leave_to_other_api(call, agent.settings.voice_api)
+        return Response(status_code=200)
+    if call.media_security == "rtp":
+        logger.warning("SIP call without SRTP: GPT-Live requires SRTP, the call may carry silence")
 
     store = deps.call_store()
     with store.delivery(webhook_id) as delivery:
         if delivery.duplicate:
-            metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="webhook")
+            metrics.emit(metrics.DUPLICATES_SUPPRESSED, kind="webhook", api=call.api)
             logger.info("duplicate webhook suppressed", extra={"delivery_state": delivery.state})
             if delivery.state == "in_progress":
                 # Not yet known whether that delivery will succeed: OpenAI retries later and learns then.
@@ -110,16 +100,15 @@ async def incoming_call(request: Request) -> Response:
         deps.prepare_call_start()  # AWS clients build in the background during the accept
         if delivery.state == "new":
             grant = await answer_call(
-                call.call_id,
-                call.header("From"),
+                call,
+                body=deps.sip_accept_body(agent.name),
                 client=deps.openai_client(),
-                session=deps.session_for(agent.name, "sip"),
                 store=store,
                 policy=deps.caller_policy(),
                 settings=deps.settings(),
                 webhook_sent_at=request.headers.get("webhook-timestamp", ""),
             )
-            if grant is None:  # refused by policy or limits, or the caller hung up first
+            if grant is None:  # refused, the caller hung up first, or already decided elsewhere
                 return Response(status_code=200)
             delivery.accept(grant)
         else:
@@ -141,18 +130,18 @@ async def incoming_call(request: Request) -> Response:
     return Response(status_code=200)
 
 
+def _leave_to_other_api(call: IncomingCall, profile_api: str) -> None:
+    """The call's profile uses the other API, whose own webhook accepts it: answer 200 and do nothing
+    (the project must be subscribed to that API's event too, or nobody answers the call)."""
+    logger.info("call left to the other API", extra={"profile_api": profile_api})
+    metrics.emit(metrics.WEBHOOKS_IGNORED, reason="other_api", api=call.api)
+
+
 def _parse_event(body: bytes) -> WebhookEvent:
     try:
         return WebhookEvent.model_validate(json.loads(body))
     except (ValueError, ValidationError):
         raise ClientError(400, "Webhook body is not a JSON event") from None
-
-
-def _incoming_call(event: WebhookEvent) -> IncomingCall:
-    try:
-        return IncomingCall.model_validate(event.data)
-    except ValidationError:
-        raise ClientError(400, "Webhook data.call_id is missing or malformed") from None
 
 
 handler = make_handler(app)

@@ -35,7 +35,7 @@ from shared.records.model import (
     iso,
 )
 from shared.records.pricing import estimate_cost, merged_prices
-from shared.upstream import CALL_ID_PATTERN
+from shared.upstream import is_call_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -291,12 +291,7 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     except (TypeError, KeyError, ValueError):
         raise bad from None
     shapes = (len(key["call_id"]), len(key["kind"]), len(key["started_at"]))
-    if (
-        shapes != (1, 1, 1)
-        or kind != KIND
-        or not isinstance(call_id, str)
-        or not CALL_ID_PATTERN.match(call_id)
-    ):
+    if shapes != (1, 1, 1) or kind != KIND or not is_call_id(call_id):
         raise bad
     if not isinstance(started, str):
         raise bad
