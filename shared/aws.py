@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-Service = Literal["dynamodb", "secretsmanager", "lambda", "scheduler"]
+Service = Literal["dynamodb", "secretsmanager", "lambda", "scheduler", "s3"]
 
 # Bounded, because every caller waits inside a request or a webhook answer budget: three attempts in
 # all (botocore's standard mode: throttling, 5xx and connection errors retried with jittered backoff),
@@ -60,6 +61,8 @@ def client(service_name: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 def client(service_name: Literal["lambda"]) -> LambdaClient: ...
 @overload
 def client(service_name: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service_name: Literal["s3"]) -> S3Client: ...
 def client(service_name: Service) -> Any:
     """The process's one client for `service_name` (built at the first call, then shared)."""
     found = _clients.get(service_name)

@@ -20,7 +20,7 @@ from shared import audit
 
 NAMESPACE = "HelloRealtime"
 
-CALLS_STARTED = "CallsStarted"  # dimension source: webrtc | sip
+CALLS_STARTED = "CallsStarted"  # dimension source: webrtc | sip | outbound
 CALLS_ACCEPTED = "CallsAccepted"
 CALLS_REJECTED = "CallsRejectedByPolicy"  # dimension sip_status: 603 (allow/deny lists) | 486 (busy)
 ACCEPT_FAILURES = "AcceptFailures"
@@ -33,6 +33,7 @@ TOOL_ERRORS = "ToolErrors"  # a tool call answered with an error output (the too
 CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_minutes
 DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
 RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
+RECORDING_COPY_FAILURES = "RecordingCopyFailures"  # a call's recording not copied to the bucket
 WEBHOOKS_IGNORED = "WebhooksIgnored"  # verified events that are not ours to act on (live.*, others)
 
 
