@@ -90,7 +90,9 @@ def outbound_agent(agents: Agents, name: str) -> Agent:
 def check_destination(number: str, settings: Settings) -> None:
     """400 unless `number` is E.164; 403 unless it starts with an allowed prefix (none set: all refused)."""
     if not _E164.match(number):
-        raise ClientError(400, "Invalid request: `to` must be an E.164 number such as +14155550123")
+        raise ClientError(
+            400, "Invalid request: `to` must be an E.164 number (+, country code, up to 15 digits)"
+        )
     prefixes = settings.outbound_prefixes
     if not prefixes:
         raise ClientError(

@@ -34,7 +34,7 @@ class DialRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(max_length=16, description="The number to call, E.164 (+14155550123).")
+    to: str = Field(max_length=32, description="The number to call, E.164 (+14155550123).")
     agent: str = Field(min_length=1, max_length=64, description="An agent profile of agents.yaml.")
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
         default=None, max_length=10, description="Up to 10 short labels kept with the call."
