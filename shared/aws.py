@@ -74,7 +74,12 @@ def client(service_name: Service) -> Any:
             from botocore.exceptions import NoRegionError
 
             try:
-                found = _boto3_session().client(service_name, config=client_config())
+                config = client_config()
+                if service_name == "s3":  # presigned URLs signed with SigV4 (botocore's default is older)
+                    from botocore.config import Config
+
+                    config = config.merge(Config(signature_version="s3v4"))
+                found = _boto3_session().client(service_name, config=config)
             except NoRegionError:
                 raise ServiceError("Server misconfigured: AWS_DEFAULT_REGION is not set") from None
             _clients[service_name] = found

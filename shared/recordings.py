@@ -56,7 +56,8 @@ async def copy_recording(
             reason, final = exc.reason, not _worth_retrying(exc)
         except Exception as exc:  # boto3/botocore errors: their type and code only, never their text
             code = aws.error_code(exc)
-            reason, final = f"copy failed ({type(exc).__name__}{': ' + code if code else ''})", False
+            reason = f"S3 refused the upload ({code})" if code else f"copy failed ({type(exc).__name__})"
+            final = False
         else:
             logger.info("recording stored", extra={"call_id": meta.call_id, "bytes": size})
             _mark(records, meta, "stored", None)
