@@ -330,3 +330,12 @@ def test_the_trunk_secret_is_read_through_the_cache(moto_endpoint: str) -> None:
         assert load_trunk(store, settings).auth.username == expected
         secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(TRUNK))
     assert TRUNK_PASSWORD not in settings.model_dump_json()
+
+
+def test_store_is_a_live_only_profile_field() -> None:
+    from shared.agents import AgentsError, parse
+
+    with pytest.raises(AgentsError, match=r"only a Live profile \(`api: live`\) takes store"):
+        parse("agents:\n  classic:\n    api: realtime\n    store: true\n", [])
+    live = parse("agents:\n  sales:\n    api: live\n    store: true\n", [])
+    assert live.agents["sales"].store is True
