@@ -1,8 +1,11 @@
-"""Read the deployed stack's call records from its operator API (`GET /calls`, `GET /calls/{call_id}`).
+"""The deployed stack's operator API: call records (`GET /calls`, `GET /calls/{call_id}`), outbound calls
+(`POST /calls`) and recordings (`GET /calls/{call_id}/recording`).
 
 Usage (options go before or after the command; without one, `list`):
     python -m scripts.calls [--url URL | --stack NAME] list [--limit N] [--all] [--json]
     python -m scripts.calls [--url URL | --stack NAME] show CALL_ID [--json]
+    python -m scripts.calls [--url URL | --stack NAME] dial +14155550123 --agent NAME [--meta KEY=VALUE]
+    python -m scripts.calls [--url URL | --stack NAME] recording CALL_ID -o call.wav
     python -m scripts.calls --url http://127.0.0.1:3000 show CALL_ID      (the local stack: make dev/demo)
 
 The API is found from `--url` (the stack's base URL or its `.../calls`), else `--stack NAME` (the stack's
@@ -10,7 +13,7 @@ The API is found from `--url` (the stack's base URL or its `.../calls`), else `-
 variable. Its routes use AWS_IAM auth: every request is signed with SigV4 (service `execute-api`) by
 botocore, with the credentials and region of the default AWS session (`--profile`, `--region` override
 them; for an execute-api URL the region comes from its host name). The caller needs
-`execute-api:Invoke` on the two routes. The local stack (127.0.0.1, localhost) takes loopback requests
+`execute-api:Invoke` on the routes it uses. The local stack (127.0.0.1, localhost) takes loopback requests
 without a signature: nothing is signed for it and no AWS credentials are needed (`--sign` signs anyway).
 
 Requests go out through botocore's own HTTP session, not httpx: the request botocore signs is the very
@@ -43,6 +46,7 @@ from botocore.httpsession import URLLib3Session
 from botocore.utils import get_environ_proxies
 
 from local_api.server import is_loopback
+from shared.policy import mask_number
 
 URL_VARIABLE = "CALLS_API_URL"
 STACK_OUTPUT = "CallsApiUrl"
@@ -124,9 +128,25 @@ class CallsApi:
     def get(self, path: str = "", query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
         """GET base_url + path (?query), signed unless `session` is None; returns the status and the
         JSON object answered."""
+        return self.send("GET", path, query)
+
+    def send(
+        self,
+        method: str,
+        path: str = "",
+        query: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """`method` base_url + path (?query) with an optional JSON body, signed unless `session` is None
+        (the body is part of the signature); returns the status and the JSON object answered."""
         # Encoded the way SigV4 canonicalizes it (RFC 3986, `quote`), so the signed query is the one sent.
         url = self.base_url + path + ("?" + urlencode(query, quote_via=quote) if query else "")
-        request = AWSRequest(method="GET", url=url, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = AWSRequest(method=method, url=url, headers=headers, data=data)
         if self._session is not None and self.region:
             SigV4Auth(self._credentials(), "execute-api", self.region).add_auth(request)
         try:
@@ -164,10 +184,11 @@ class CallsApi:
     def refusal(self, status: int, body: dict[str, Any], what: str) -> CliError:
         # Our functions answer {"error"}; API Gateway itself {"message"} (or {"Message"} from IAM).
         message = self._scrub(str(body.get("error") or body.get("message") or body.get("Message") or ""))
-        if status == 403:
+        if status == 403 and not body.get("error"):  # {"error"}: our function's own refusal, not IAM's
             return CliError(
                 f"403 Forbidden from the calls API (IAM): {message or 'no reason given'} - the credentials "
-                f"need execute-api:Invoke on GET /calls and GET /calls/{{call_id}} in {self.region}"
+                f"need execute-api:Invoke on GET /calls, GET /calls/*, and POST /calls to dial, "
+                f"in {self.region}"
             )
         return CliError(f"{what}: {status} from the calls API: {message or 'no reason given'}")
 
@@ -199,6 +220,36 @@ class CallsApi:
         if body.get("call_id") != call_id:
             raise self.not_the_api("HTTP 200, a JSON object that is not this call's record")
         return body
+
+    def dial(self, to: str, agent: str, metadata: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": to, "agent": agent} | ({"metadata": metadata} if metadata else {})
+        status, answer = self.send("POST", "", body=body)
+        if status != 201:
+            raise self.refusal(status, answer, f"dialling {mask_number(to)}")
+        if not isinstance(answer.get("call_id"), str):
+            raise self.not_the_api("HTTP 201, a JSON object without a call_id")
+        return answer
+
+    def recording(self, call_id: str) -> bytes:
+        """The recording's presigned URL (GET .../recording), then its bytes (unsigned: the URL carries
+        its own signature)."""
+        status, body = self.get("/" + quote(call_id, safe="") + "/recording")
+        if status == 404 and body.get("error"):
+            raise CliError(f"no recording for {call_id!r}: {self._scrub(str(body['error']))} (404)")
+        if status != 200:
+            raise self.refusal(status, body, f"reading the recording of {call_id!r}")
+        url = body.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
+            raise self.not_the_api("HTTP 200, a JSON object without a download url")
+        try:
+            response = self._http.send(AWSRequest(method="GET", url=url).prepare())
+        except BotoCoreError as exc:
+            raise CliError(f"cannot download the recording: {self._scrub(str(exc))}") from None
+        if response.status_code != 200:
+            raise CliError(
+                f"the recording's download answered {response.status_code} (the URL lasts 5 minutes)"
+            )
+        return bytes(response.content)
 
 
 def _ca_bundle(session: Session) -> bool | str:
@@ -380,7 +431,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.calls", description=__doc__.splitlines()[0])
     _common_options(parser, defaults=True)
     parser.set_defaults(command="list", limit=20, all=False)  # no command: the latest calls
-    commands = parser.add_subparsers(dest="command", metavar="{list,show}")
+    commands = parser.add_subparsers(dest="command", metavar="{list,show,dial,recording}")
     listing = commands.add_parser("list", parents=[common], help="the latest calls, newest first (default)")
     listing.add_argument(
         "--limit", type=_page_size, default=20, help=f"calls per page (1..{PAGE_MAX}, default 20)"
@@ -388,7 +439,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     listing.add_argument("--all", action="store_true", help="follow next_cursor through every page")
     show = commands.add_parser("show", parents=[common], help="one call: transcript and tool calls")
     show.add_argument("call_id", metavar="CALL_ID")
+    dialing = commands.add_parser(
+        "dial", parents=[common], help="place an outbound call (GPT-Live, an `api: live` agent profile)"
+    )
+    dialing.add_argument("to", metavar="NUMBER", help="the number to call, E.164 (+14155550123)")
+    dialing.add_argument("--agent", required=True, help="the agent profile (agents.yaml) that talks")
+    dialing.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        type=_label,
+        metavar="KEY=VALUE",
+        help="a label kept with the call",
+    )
+    recording = commands.add_parser("recording", parents=[common], help="download a call's recording (WAV)")
+    recording.add_argument("call_id", metavar="CALL_ID")
+    recording.add_argument("-o", "--output", required=True, help="the file to write (e.g. call.wav)")
     return parser.parse_args(argv)
+
+
+def _label(value: str) -> tuple[str, str]:
+    key, sep, text = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{value!r}: KEY=VALUE")
+    return key, text
 
 
 def _session(args: argparse.Namespace) -> Session:
@@ -412,6 +486,24 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     signed = args.sign or needs_signature(url)
     api = CallsApi(url, _session(args) if signed else None, args.region)
 
+    if args.command == "dial":
+        placed = api.dial(args.to, args.agent, dict(args.meta))
+        if args.json:
+            json.dump(placed, out, indent=2)
+            print(file=out)
+        else:
+            print(
+                f"calling {_clean(placed.get('to', ''))} with {_clean(placed.get('agent', ''))}: "
+                f"{_clean(placed['call_id'])} (`show {_clean(placed['call_id'])}` follows it)",
+                file=out,
+            )
+        return
+    if args.command == "recording":
+        audio = api.recording(args.call_id)  # written only once it is all there
+        with open(args.output, "wb") as target:
+            target.write(audio)
+        print(f"wrote {args.output} ({len(audio)} bytes)", file=out)
+        return
     if args.command == "show":
         record = api.call(args.call_id)
         if args.json:

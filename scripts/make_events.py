@@ -39,6 +39,9 @@ Files written (everything fixed: ids, timestamps, addresses, so re-running gives
 - `calls.json`          GET /calls?limit=20, an IAM-authorized route: `requestContext.authorizer.iam`
                         carries the signer (placeholder access key and user ids), as API Gateway adds it
 - `call.json`           GET /calls/{call_id}, the same, with pathParameters {"call_id": ...}
+- `dial.json`           POST /calls, the same signer: place an outbound call {"to", "agent", "metadata"}
+- `recording.json`      GET /calls/{call_id}/recording, the same, for a GPT-Live call (`live_...`)
+- `observer_outbound.json` the observer's async payload for an outbound call (source "outbound")
 
 `--check` writes nothing and exits 1 if a file in the output folder differs from what would be written.
 """
@@ -56,6 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: the shared package is at the repo root
 from shared.launcher import ObserveRequest  # noqa: E402
+from shared.policy import mask_number  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
 
@@ -117,6 +121,11 @@ SDP_OFFER = "\r\n".join(
         "",
     ]
 )
+
+# A GPT-Live session id, as a create answers it (outbound calls, recordings).
+LIVE_SESSION_ID = "live_68e7780000000000000000000000out"
+# POST /calls: an outbound call with a Live agent profile, to a (fictional, 555) number.
+DIAL_BODY = {"to": "+14155550123", "agent": "sales", "metadata": {"ticket": "T-1042"}}
 
 # The webhook OpenAI posts for an incoming SIP call (realtime.call.incoming).
 SIP_WEBHOOK = {
@@ -294,6 +303,34 @@ def build_events() -> dict[str, Any]:
             user_agent=CLI_UA,
             iam=True,
         ),
+        "dial": http_event(
+            "POST",
+            "/calls",
+            "/calls",
+            n=10,
+            headers={"content-type": "application/json"},
+            body=json.dumps(DIAL_BODY, separators=(",", ":")).encode(),
+            user_agent=CLI_UA,
+            iam=True,
+        ),
+        "recording": http_event(
+            "GET",
+            "/calls/{call_id}/recording",
+            f"/calls/{LIVE_SESSION_ID}/recording",
+            n=11,
+            path_parameters={"call_id": LIVE_SESSION_ID},
+            user_agent=CLI_UA,
+            iam=True,
+        ),
+        "observer_outbound": ObserveRequest(
+            call_id=LIVE_SESSION_ID,
+            source="outbound",
+            requested_at=float(EPOCH),
+            call_started_at=float(EPOCH),
+            agent="sales",
+            dialed=mask_number(str(DIAL_BODY["to"])),
+            max_seconds=1080,
+        ).to_event(),
         "page": http_event(
             "GET",
             "/",

@@ -101,6 +101,11 @@ class Profile(BaseModel):
         description="Live only: the backend prompt (business rules, tool workflows) of the Responses "
         "model; `instructions` stay the voice instructions. Left out: those of `default`.",
     )
+    store: bool | None = Field(
+        default=None,
+        description="Live only: true = OpenAI stores the session (kept 30 days), and the stack copies "
+        "its recording into its own bucket at call end (GET /calls/{call_id}/recording). Left out: false.",
+    )
     transcription: str | None = Field(
         default=None,
         description="The model that transcribes the caller (as TRANSCRIPTION_MODEL), or off. "
@@ -185,7 +190,7 @@ class Profile(BaseModel):
         return value
 
 
-LIVE_ONLY_FIELDS = ("backend_model", "backend_instructions")
+LIVE_ONLY_FIELDS = ("backend_model", "backend_instructions", "store")
 
 
 def api_problem(profile: Profile, api: VoiceApi) -> str:
@@ -400,6 +405,8 @@ def _overlay(settings: Settings, profile: Profile) -> Settings:
         update["live_backend_model"] = profile.backend_model
     if profile.backend_instructions is not None:
         update["live_backend_instructions"] = profile.backend_instructions
+    if profile.store is not None:
+        update["live_store"] = profile.store
     if profile.transcription is not None:
         off = profile.transcription.lower() == TRANSCRIPTION_OFF
         update["transcription_model"] = "" if off else profile.transcription

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-Service = Literal["dynamodb", "secretsmanager", "lambda", "scheduler"]
+Service = Literal["dynamodb", "secretsmanager", "lambda", "scheduler", "s3"]
 
 # Bounded, because every caller waits inside a request or a webhook answer budget: three attempts in
 # all (botocore's standard mode: throttling, 5xx and connection errors retried with jittered backoff),
@@ -60,6 +61,8 @@ def client(service_name: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 def client(service_name: Literal["lambda"]) -> LambdaClient: ...
 @overload
 def client(service_name: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service_name: Literal["s3"]) -> S3Client: ...
 def client(service_name: Service) -> Any:
     """The process's one client for `service_name` (built at the first call, then shared)."""
     found = _clients.get(service_name)
@@ -71,7 +74,12 @@ def client(service_name: Service) -> Any:
             from botocore.exceptions import NoRegionError
 
             try:
-                found = _boto3_session().client(service_name, config=client_config())
+                config = client_config()
+                if service_name == "s3":  # presigned URLs signed with SigV4 (botocore's default is older)
+                    from botocore.config import Config
+
+                    config = config.merge(Config(signature_version="s3v4"))
+                found = _boto3_session().client(service_name, config=config)
             except NoRegionError:
                 raise ServiceError("Server misconfigured: AWS_DEFAULT_REGION is not set") from None
             _clients[service_name] = found

@@ -261,6 +261,8 @@ def warm() -> list[str]:
         wanted.append(("observer_launcher", lambda: (_lambda_launcher(), aws.client("lambda"))))
     if hard_stop().enabled:
         wanted.append(("scheduler", lambda: aws.client("scheduler")))
+    if settings.recordings_bucket_name:
+        wanted.append(("s3", lambda: aws.client("s3")))
     built = []
     for name, build in wanted:
         try:

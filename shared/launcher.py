@@ -16,7 +16,8 @@ from shared.log import logger
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-CallSource = Literal["webrtc", "sip", "api"]
+# "outbound": a phone call the stack placed (POST /calls, shared/outbound.py), always GPT-Live over SIP.
+CallSource = Literal["webrtc", "sip", "api", "outbound"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class ObserveRequest:
     # The UTC day (YYYY-MM-DD) whose minutes budget holds `max_seconds` as a reservation (shared/limits.py):
     # the observer ending the call gives back what it did not use. None = nothing was reserved.
     minutes_day: str | None = None
+    # An outbound call's operator metadata (POST /calls `metadata`: a few short strings), for its record.
+    metadata: dict[str, str] | None = None
 
     def to_event(self) -> dict[str, Any]:
         return asdict(self)

@@ -88,16 +88,18 @@ def check_client(store: Counters, settings: Settings, client: str, now: float | 
         raise TooManyRequests(TOO_MANY_FROM_CLIENT, math.ceil(hour_end - now))
 
 
-def reserve(store: Counters, settings: Settings, now: float | None = None) -> Grant | None:
-    """Reserve a call's length on today's minutes budget: the grant, or None when it is used up.
-    NO_GRANT (and no store call) when there is no daily limit."""
+def reserve(
+    store: Counters, settings: Settings, now: float | None = None, *, call_seconds: int | None = None
+) -> Grant | None:
+    """Reserve a call's length (`call_seconds`, default MAX_CALL_SECONDS or 60 min) on today's minutes
+    budget: the grant, or None when it is used up. NO_GRANT (and no store call) without a daily limit."""
     limit_minutes = settings.max_call_minutes_per_day
     if not limit_minutes:
         return NO_GRANT
     day = _day(time.time() if now is None else now)
     reserved = store.reserve_seconds(
         _budget_key(day),
-        want=_call_seconds(settings),
+        want=call_seconds or _call_seconds(settings),
         limit=limit_minutes * 60,
         minimum=_min_grant(settings),
         expires_at=_day_expiry(day),
@@ -111,10 +113,12 @@ def reserve(store: Counters, settings: Settings, now: float | None = None) -> Gr
     return Grant(seconds=granted, day=day)
 
 
-def reserve_or_refuse(store: Counters, settings: Settings, now: float | None = None) -> Grant:
+def reserve_or_refuse(
+    store: Counters, settings: Settings, now: float | None = None, *, call_seconds: int | None = None
+) -> Grant:
     """`reserve`, with a 429 (Retry-After: the seconds to midnight UTC) when the minutes are used up."""
     now = time.time() if now is None else now
-    grant = reserve(store, settings, now)
+    grant = reserve(store, settings, now, call_seconds=call_seconds)
     if grant is None:
         raise TooManyRequests(MINUTES_USED_UP, _seconds_to_midnight(now))
     return grant

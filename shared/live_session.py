@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from shared.log import logger
 from shared.policy import DECLINE
@@ -125,6 +125,45 @@ class LiveCreateBody(_Model):
     transport: WebRtcTransport
 
 
+# E.164, as OpenAI takes `destination` and `caller_number` (no SIP URIs).
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# `sips:host[:port][;transport=tcp]`: TLS signalling only; no userinfo, path or other parameters.
+PROVIDER_URL_PATTERN = r"^sips:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(;transport=tcp)?$"
+
+
+class SipTrunkAuth(_Model):
+    """Digest credentials OpenAI answers the trunk's 401/407 challenges with. The password is a
+    SecretStr: no repr, log line or error message shows it; only the request body carries it."""
+
+    type: Literal["digest"] = "digest"
+    username: str = Field(min_length=1, max_length=256, pattern=r"^[^\r\n\x00]+$")
+    password: SecretStr = Field(min_length=1, max_length=4096)
+
+    @field_serializer("password", when_used="json")
+    def _reveal(self, value: SecretStr) -> str:
+        return value.get_secret_value()
+
+
+class SipTrunk(_Model):
+    provider_url: str = Field(pattern=PROVIDER_URL_PATTERN, max_length=300)
+    auth: SipTrunkAuth
+    caller_number: str = Field(pattern=E164_PATTERN)  # sent in the SIP From header
+
+
+class SipTransport(_Model):
+    type: Literal["sip"] = "sip"
+    destination: str = Field(pattern=E164_PATTERN)
+    trunk: SipTrunk
+
+
+class LiveOutboundBody(_Model):
+    """`POST /live/sessions` for an outbound phone call: the session (no `type`, no `client`) and the
+    SIP transport (the SDK types only WebRTC here; live-api.md §5 gives the fields)."""
+
+    session: LiveSession
+    transport: SipTransport
+
+
 class LiveRejectBody(_Model):
     status_code: int = Field(ge=300, le=699)  # required on Live (Realtime defaults to 603)
 
@@ -141,7 +180,8 @@ def live_session(
     store: bool | None = None,
 ) -> LiveSession:
     """The Live session of a call on `channel` ("sip" or "webrtc": the tools the observer runs there,
-    as `make_session` chooses them; None: no tools), from a profile's settings."""
+    as `make_session` chooses them; None: no tools), from a profile's settings. `store` defaults to the
+    profile's `store: true` (else left out: OpenAI's default, false)."""
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
         chosen = select_tools(
@@ -162,7 +202,7 @@ def live_session(
         instructions=settings.instructions or None,
         audio=LiveAudio(output=LiveAudioOutput(voice=settings.realtime_voice)),
         delegation=ResponsesDelegation(responses=backend),
-        store=store,
+        store=store if store is not None else (settings.live_store or None),
     )
 
 
@@ -179,6 +219,11 @@ def webrtc_create_body(
     channel = browser_data_channel() if data_channel is None else data_channel
     webrtc = WebRtcSession(**dict(session), client=ClientConfig(data_channel=channel))
     return LiveCreateBody(session=webrtc, transport=WebRtcTransport(sdp=offer_sdp))
+
+
+def outbound_create_body(session: LiveSession, destination: str, trunk: SipTrunk) -> LiveOutboundBody:
+    """The create body that dials `destination` through `trunk`. Each create places a new call."""
+    return LiveOutboundBody(session=session, transport=SipTransport(destination=destination, trunk=trunk))
 
 
 def browser_data_channel(

@@ -22,7 +22,7 @@ NAMESPACE = "HelloRealtime"
 
 # Dimension `api` (realtime | live, shared/upstream.py call_api) wherever a call's API is known.
 
-CALLS_STARTED = "CallsStarted"  # dimensions source: webrtc | sip, api
+CALLS_STARTED = "CallsStarted"  # dimensions source: webrtc | sip | outbound, api
 CALLS_ACCEPTED = "CallsAccepted"  # dimension api
 CALLS_REJECTED = "CallsRejectedByPolicy"  # dimensions sip_status: 603 (caller lists) | 486 (busy), api
 ACCEPT_FAILURES = "AcceptFailures"  # dimension api, rolled up (the alarm watches the total)
@@ -35,6 +35,7 @@ TOOL_ERRORS = "ToolErrors"  # a tool call answered with an error output (the too
 CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_minutes
 DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
 RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
+RECORDING_COPY_FAILURES = "RecordingCopyFailures"  # a call's recording not copied to the bucket
 # Verified webhooks acted on by nobody here: dimension reason event_type (not an incoming call), or
 # other_api (a call whose profile uses the other API, whose own webhook accepts it) with api.
 WEBHOOKS_IGNORED = "WebhooksIgnored"

@@ -1,4 +1,4 @@
-"""The OpenAI API key and the webhook signing secret.
+"""The OpenAI API key, the webhook signing secret and the outbound SIP trunk (JSON, shared/outbound.py).
 
 Locally they come from environment variables. In AWS the functions get Secrets Manager ARNs and read
 the values at run time through Powertools' `SecretsProvider` (boto3 `GetSecretValue`), cached for
@@ -32,7 +32,12 @@ class SecretStore:
 
     def prepare(self) -> None:
         """Build the provider and its client if a secret is read by ARN (SnapStart init); reads nothing."""
-        if self._settings.openai_api_key_secret_arn or self._settings.openai_signing_secret_arn:
+        settings = self._settings
+        if (
+            settings.openai_api_key_secret_arn
+            or settings.openai_signing_secret_arn
+            or settings.outbound_trunk_secret_arn
+        ):
             self._secrets()
 
     def api_key(self, *, refresh: bool = False) -> str:
@@ -49,13 +54,23 @@ class SecretStore:
             refresh,
         )
 
+    def outbound_trunk(self, *, refresh: bool = False) -> str:
+        """The outbound trunk's JSON (OUTBOUND_TRUNK_SECRET_ARN, else OUTBOUND_TRUNK), unparsed."""
+        return self._read(
+            self._settings.outbound_trunk_secret_arn,
+            self._settings.outbound_trunk,
+            "OUTBOUND_TRUNK",
+            refresh,
+        )
+
     def clear_cache(self) -> None:
         """Drop every cached value: the next read asks Secrets Manager (e.g. after a SnapStart restore)."""
         if self._provider is not None:
             self._provider.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
 
     def _read(self, arn: str, plain: str, variable: str, refresh: bool) -> str:
-        # The variable that configured the value: OPENAI_API_KEY_SECRET_ARN, OPENAI_SIGNING_SECRET_ARN.
+        # The variable that configured the value: OPENAI_API_KEY_SECRET_ARN, OPENAI_SIGNING_SECRET_ARN,
+        # OUTBOUND_TRUNK_SECRET_ARN.
         source = variable.removesuffix("_SECRET") + "_SECRET_ARN" if arn else variable
         value = (self._fetch(arn, source, refresh) if arn else plain).strip()
         if not value:

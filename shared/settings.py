@@ -51,6 +51,8 @@ DEFAULT_TOOLS = "get_current_time"
 # Where transfer_call sends the caller: a phone number in E.164 or a SIP URI (never the model's choice).
 TRANSFER_TARGET_PATTERN = re.compile(r"^(?:tel:\+[1-9][0-9]{6,14}|sips?:[^\s@]+@[^\s]+)$")
 TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# One entry of OUTBOUND_ALLOWED_PREFIXES: `+` and 1-15 digits, a trailing `*` optional (prefix either way).
+OUTBOUND_PREFIX_PATTERN = re.compile(r"^\+[1-9][0-9]{0,14}\*?$")
 
 
 class McpServer(BaseModel):
@@ -88,6 +90,10 @@ class Settings(BaseModel):
     openai_api_key_secret_arn: str = ""
     openai_signing_secret: str = ""
     openai_signing_secret_arn: str = ""
+    # The outbound SIP trunk (shared/outbound.py): JSON {provider_url, username, password, caller_number};
+    # OUTBOUND_TRUNK locally (.env), a Secrets Manager secret in AWS.
+    outbound_trunk: str = ""
+    outbound_trunk_secret_arn: str = ""
     secrets_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
     # Upstream.
@@ -112,6 +118,8 @@ class Settings(BaseModel):
     # A Live profile's backend prompt (agents.yaml `backend_instructions`): profile only, like
     # `instructions` (business rules and tool workflows, apart from the voice instructions).
     live_backend_instructions: str = ""
+    # A Live profile's `store: true` (agents.yaml): OpenAI keeps the session (recording, fork). Profile only.
+    live_store: bool = False
 
     # Observer.
     observer_launch: ObserverLaunch = "lambda"
@@ -138,6 +146,13 @@ class Settings(BaseModel):
     allowed_callers: str = ""
     denied_callers: str = ""
     max_concurrent_calls: int = Field(default=0, ge=0)  # 0 = no cap
+
+    # Outbound calls (POST /calls, shared/outbound.py): the destinations allowed, comma-separated E.164
+    # prefixes (`+1415*` or `+1415`). Empty = outbound calls off (the toll-fraud guard).
+    outbound_allowed_prefixes: str = ""
+
+    # Call recordings (shared/recordings.py): the stack's bucket; empty = recordings are not copied.
+    recordings_bucket_name: str = ""
 
     # Call length, SIP and WebRTC alike: 0 = no limit (OpenAI still ends sessions at 60 minutes).
     max_call_seconds: int = Field(default=900, ge=0, le=7200)
@@ -193,6 +208,14 @@ class Settings(BaseModel):
         for name in (n.strip() for n in value.split(",") if n.strip()):
             if not TOOL_NAME_PATTERN.match(name):
                 raise ValueError(f"TOOLS: {name[:40]!r} is not a tool name")
+        return value
+
+    @field_validator("outbound_allowed_prefixes")
+    @classmethod
+    def _outbound_prefixes(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if not OUTBOUND_PREFIX_PATTERN.match(entry):
+                raise ValueError(f"{entry[:24]!r} is not an E.164 prefix such as +1415 or +1415*")
         return value
 
     @field_validator("transcription_model")
@@ -265,6 +288,12 @@ class Settings(BaseModel):
         return self.live_backend_instructions.strip()
 
     @property
+    def outbound_prefixes(self) -> tuple[str, ...]:
+        """OUTBOUND_ALLOWED_PREFIXES without their `*` (every entry is a prefix)."""
+        entries = (e.strip().rstrip("*") for e in self.outbound_allowed_prefixes.split(","))
+        return tuple(dict.fromkeys(e for e in entries if e))
+
+    @property
     def allowed_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
@@ -299,6 +328,8 @@ TEMPLATE_PARAMETERS: dict[str, str] = {
     "MCP_SERVERS": "McpServers",
     "OPENAI_API_KEY_SECRET_ARN": "OpenAIApiKeySecretArn",
     "OPENAI_SIGNING_SECRET_ARN": "SigningSecretArn",
+    "OUTBOUND_ALLOWED_PREFIXES": "OutboundAllowedPrefixes",
+    "OUTBOUND_TRUNK_SECRET_ARN": "OutboundTrunkSecretArn",
     "REALTIME_MODEL": "ModelName",
     "REALTIME_VOICE": "Voice",
     "RECORD_RETENTION_DAYS": "RecordRetentionDays",
@@ -310,7 +341,7 @@ TEMPLATE_PARAMETERS: dict[str, str] = {
     "VOICE_API": "VoiceApi",
 }
 # Variables whose value may hold a credential: an error names them but never echoes the value.
-SECRET_VARIABLES = frozenset(("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET", "MCP_SERVERS"))
+SECRET_VARIABLES = frozenset(("OPENAI_API_KEY", "OPENAI_SIGNING_SECRET", "MCP_SERVERS", "OUTBOUND_TRUNK"))
 # Gone variables, and where their setting lives now.
 MOVED_VARIABLES = {
     "REALTIME_INSTRUCTIONS": "instructions now live in shared/agents.yaml (the `instructions:` of a profile; "
@@ -321,6 +352,7 @@ MOVED_VARIABLES = {
 PROFILE_ONLY_VARIABLES = {
     "LIVE_BACKEND_INSTRUCTIONS": "a Live profile's backend prompt is `backend_instructions:` in "
     "shared/agents.yaml",
+    "LIVE_STORE": "a Live profile stores its sessions (recordings) with `store: true` in shared/agents.yaml",
 }
 
 

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import httpx
 
@@ -186,6 +186,58 @@ class OpenAIClient:
             raise UpstreamError("Upstream answer had no SDP", upstream_status=response.status_code)
         return CreatedLiveSession(session_id=session_id, sdp=sdp)
 
+    async def create_outbound_session(self, body: dict[str, Any]) -> str:
+        """POST /live/sessions with a SIP transport (shared/live_session.py `outbound_create_body`): dials
+        the number; returns the session id once the session is initialised (not when the callee answers).
+
+        Sent exactly once: every create places a new phone call and OpenAI does not dedupe them, so a
+        timeout or a connection lost after the request may have gone out is never retried (it raises
+        UpstreamTimeout / UpstreamError at once). Only a 401, which places no call, is sent again with a
+        refreshed key (`_send`)."""
+        response = await self._send(
+            lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
+        )
+        data = _json_object(response)
+        session = data.get("session")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        if not isinstance(session_id, str) or not LIVE_SESSION_ID_PATTERN.match(session_id):
+            raise UpstreamError(
+                "Upstream answer had no usable session id", upstream_status=response.status_code
+            )
+        return session_id
+
+    async def download_recording(self, session_id: str, sink: IO[bytes]) -> int:
+        """GET /live/sessions/{id}/content (a stored session's stereo WAV) streamed into `sink`, so a long
+        call never sits in memory; returns the bytes written. Raises UpstreamError (404: no recording)."""
+        if not LIVE_SESSION_ID_PATTERN.match(session_id):
+            raise ValueError(f"not a Live session id: {session_id[:40]!r}")
+        path = f"/live/sessions/{session_id}/content"
+        refreshed = False
+        key = self._secrets.api_key()
+        while True:
+            headers = {**make_headers(key), "Accept": "application/binary"}
+            try:
+                async with self._http().stream("GET", path, headers=headers) as response:
+                    if response.status_code == 401 and not refreshed:
+                        refreshed, fresh = True, self._secrets.api_key(refresh=True)
+                        if fresh != key:
+                            key = fresh
+                            continue
+                    if not response.is_success:
+                        await response.aread()
+                        raise _upstream_error(response)
+                    sink.seek(0)
+                    sink.truncate()
+                    written = 0
+                    async for chunk in response.aiter_bytes():
+                        sink.write(chunk)
+                        written += len(chunk)
+                    return written
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout("OpenAI did not send the recording in time") from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"OpenAI unreachable ({type(exc).__name__})") from exc
+
     async def accept_live_session(self, session_id: str, body: dict[str, Any]) -> None:
         """Accept an inbound SIP call; `body` is `{"session": {"type": "live", ...}}`. Returns once the
         session is initialised; DecisionAlreadyMade when another decision won."""
@@ -220,14 +272,19 @@ class OpenAIClient:
                 response = await _guarded(request, fresh)
         if response.is_success:
             return response
-        message, code = _error_detail(response)
-        kind = DecisionAlreadyMade if code == DECISION_ALREADY_MADE else UpstreamError
-        raise kind(
-            f"OpenAI answered {response.status_code}: {message or response.reason_phrase or 'error'}",
-            upstream_status=response.status_code,
-            upstream_code=code,
-            upstream_message=message,
-        )
+        raise _upstream_error(response)
+
+
+def _upstream_error(response: httpx.Response) -> UpstreamError:
+    """The error for an unsuccessful answer, with OpenAI's own status, code and message."""
+    message, code = _error_detail(response)
+    kind = DecisionAlreadyMade if code == DECISION_ALREADY_MADE else UpstreamError
+    return kind(
+        f"OpenAI answered {response.status_code}: {message or response.reason_phrase or 'error'}",
+        upstream_status=response.status_code,
+        upstream_code=code,
+        upstream_message=message,
+    )
 
 
 @contextmanager

@@ -27,6 +27,14 @@ from tests.samples import sign as sign
 from tests.samples import with_body as with_body
 
 API_KEY = "sk-test-fake-0123456789abcdef"
+# The outbound SIP trunk's digest password (planted in the output audit: never in a log or response).
+TRUNK_PASSWORD = "trunk-Pa55word-do-not-print-7f3a"
+TRUNK = {
+    "provider_url": "sips:sip.example.com:5061",
+    "username": "hello-trunk",
+    "password": TRUNK_PASSWORD,
+    "caller_number": "+14155550100",
+}
 ENV_NAMES = (
     "OPENAI_API_KEY",
     "OPENAI_API_KEY_SECRET_ARN",
@@ -89,6 +97,12 @@ ENV_NAMES = (
     "RECORD_RETENTION_DAYS",
     "RECORD_FLUSH_SECONDS",
     "TOKEN_PRICES",
+    # Outbound calls and recordings.
+    "OUTBOUND_TRUNK",
+    "OUTBOUND_TRUNK_SECRET_ARN",
+    "OUTBOUND_ALLOWED_PREFIXES",
+    "RECORDINGS_BUCKET_NAME",
+    "AWS_ENDPOINT_URL_S3",
 )
 
 

@@ -36,6 +36,8 @@ def boto3_client(
     from botocore.config import Config
 
     config = aws.client_config()
+    if service == "s3":  # as shared.aws builds it: presigned URLs signed with SigV4
+        config = config.merge(Config(signature_version="s3v4"))
     if max_attempts is not None:
         config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
     credentials = credentials or Credentials()
@@ -135,7 +137,9 @@ class Wire:
     def _after_call(self, http_response: Any, model: Any, **_: Any) -> None:
         with self._lock:
             request = self._sent.pop(threading.get_ident())
-            body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+            raw = request.body
+            # A streamed body (an S3 upload's file chunk) is not kept: only its request is.
+            body = raw if isinstance(raw, bytes) else raw.encode() if isinstance(raw, str) else b""
             self.exchanges.append(
                 Exchange(
                     service=model.service_model.signing_name,

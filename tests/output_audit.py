@@ -4,9 +4,10 @@ It records every log record (Powertools JSON lines exactly as CloudWatch would g
 other logger) and every response of every function handler (so also every answer of the local
 server, which calls the same handlers). After each test it scans what that test produced for the
 planted secrets: the OpenAI API key, the webhook signing secret (whole, base64 part and decoded
-bytes), every ephemeral key the fake minted, any value a test plants (e.g. a rotated key), and any
-`Bearer <token>` text, and any whole E.164 phone number in a log line (callers' and dialed numbers are
-logged masked). A find fails the test in teardown; the run ends with a one-line tally.
+bytes), the outbound trunk's password, every ephemeral key the fake minted, any value a test plants
+(e.g. a rotated key), and any `Bearer <token>` text, and any whole E.164 phone number in a log line
+(callers' and dialed numbers are logged masked). A find fails the test in teardown; the run ends
+with a one-line tally.
 
 Ephemeral keys are the one allowed exception: /token exists to hand one to the browser, so they may
 appear in TokenFunction responses (never in logs).
@@ -209,10 +210,11 @@ def install() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from tests.conftest import API_KEY, SIGNING_SECRET
+    from tests.conftest import API_KEY, SIGNING_SECRET, TRUNK_PASSWORD
 
     install()
     AUDIT.plant(API_KEY, "OpenAI API key")
+    AUDIT.plant(TRUNK_PASSWORD, "outbound trunk password")
     AUDIT.plant_signing_secret(SIGNING_SECRET)
 
 

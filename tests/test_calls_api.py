@@ -35,6 +35,7 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 SUMMARY_KEYS = {
     "call_id",
     "source",
+    "direction",
     "caller",
     "dialed",
     "agent",
@@ -79,7 +80,12 @@ def test_the_records_routes_take_only_iam_signed_requests() -> None:
         for name, e in http_events()
         if (e["Properties"].get("Auth") or {}).get("Authorizer") == "AWS_IAM"
     }
-    assert iam_routes == {("GET", "/calls", "CallsFunction"), ("GET", "/calls/{call_id}", "CallsFunction")}
+    assert iam_routes == {
+        ("GET", "/calls", "CallsFunction"),
+        ("POST", "/calls", "CallsFunction"),
+        ("GET", "/calls/{call_id}", "CallsFunction"),
+        ("GET", "/calls/{call_id}/recording", "CallsFunction"),
+    }
     # Every route of the records function, and every /calls path of any function, is IAM-only.
     for name, event in http_events():
         props = event["Properties"]
@@ -98,7 +104,12 @@ def test_the_listing_index_carries_exactly_the_summary_attributes() -> None:
 
 def test_the_local_gateway_reads_which_routes_are_iam() -> None:
     flagged = {(r.method, r.path) for r in read_routes(TEMPLATE) if r.iam}
-    assert flagged == {("GET", "/calls"), ("GET", "/calls/{call_id}")}
+    assert flagged == {
+        ("GET", "/calls"),
+        ("POST", "/calls"),
+        ("GET", "/calls/{call_id}"),
+        ("GET", "/calls/{call_id}/recording"),
+    }
 
 
 def test_the_public_page_never_reads_records() -> None:
@@ -198,7 +209,8 @@ def test_the_routes_answer_the_documented_json(env: pytest.MonkeyPatch) -> None:
     )
     assert one["statusCode"] == 200
     record = response_json(one)
-    assert set(record) == SUMMARY_KEYS | {"turns", "tool_calls"}
+    assert set(record) == SUMMARY_KEYS | {"turns", "tool_calls", "recording", "recording_error"}
+    assert (record["direction"], record["recording"]) == ("inbound", None)
     assert (record["end_reason"], record["duration_seconds"], record["caller"]) == (
         "model_ended",
         61.0,

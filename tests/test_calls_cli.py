@@ -171,10 +171,13 @@ class FakeCallsApi:
     credentials: Credentials = CREDENTIALS
     forced: tuple[int, dict[str, Any]] | None = None  # answer this to every signed request
     seen: list[Seen] = field(default_factory=list)
+    dialed: list[dict[str, Any]] = field(default_factory=list)  # POST /calls bodies that verified
 
-    def answer(self, method: str, url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def answer(
+        self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, Any]]:
         try:
-            verify_sigv4(method, url, headers, b"", self.credentials, REGION)
+            verify_sigv4(method, url, headers, body, self.credentials, REGION)
         except SignatureMismatch as exc:
             self.seen.append(Seen(method, url, headers, str(exc)))
             # API Gateway's answer quotes the canonical request, session token included.
@@ -188,6 +191,15 @@ class FakeCallsApi:
             return self.forced
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
+        if method == "POST" and parts.path == "/calls":
+            dialed = json.loads(body)
+            self.dialed.append(dialed)
+            return 201, {
+                "call_id": "live_dial0001",
+                "agent": dialed["agent"],
+                "to": "+1415***0123",
+                "max_seconds": 1080,
+            }
         newest_first = sorted(self.records, key=lambda r: r["started_at"], reverse=True)
         if parts.path == "/calls":
             limit = int(query.get("limit", "20"))
@@ -215,6 +227,17 @@ def api() -> Iterator[tuple[FakeCallsApi, str]]:
             url = f"http://{self.headers['Host']}{self.path}"
             status, body = fake.answer("GET", url, dict(self.headers.items()))
             data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            url = f"http://{self.headers['Host']}{self.path}"
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, answer = fake.answer("POST", url, dict(self.headers.items()), body)
+            data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -724,3 +747,91 @@ def test_an_answer_that_is_not_the_calls_api_is_one_clear_line(
         f"calls: {base}/calls did not answer like the calls API ({what}): "
         "--url takes the stack's base URL or its CallsApiUrl\n"
     )
+
+
+# ---- outbound calls and recordings ---------------------------------------------------------------------
+
+
+def test_dial_signs_its_body(api: tuple[FakeCallsApi, str], capsys: pytest.CaptureFixture[str]) -> None:
+    fake, url = api
+    result = run(capsys, "dial", "+14155550123", "--url", url, "--agent", "sales", "--meta", "ticket=T-9")
+    assert result.code == 0, result.err
+    assert result.out == "calling +1415***0123 with sales: live_dial0001 (`show live_dial0001` follows it)\n"
+    assert [s.verdict for s in fake.seen] == ["ok"]  # the signature covers the JSON body
+    assert fake.dialed == [{"to": "+14155550123", "agent": "sales", "metadata": {"ticket": "T-9"}}]
+
+
+def test_dial_needs_an_agent(api: tuple[FakeCallsApi, str], capsys: pytest.CaptureFixture[str]) -> None:
+    fake, url = api
+    with pytest.raises(SystemExit):
+        cli.main(["dial", "+14155550123", "--url", url])
+    assert "--agent" in capsys.readouterr().err
+    assert fake.seen == []
+
+
+@pytest.fixture
+def outbound_stack(
+    env: pytest.MonkeyPatch, fake: Any, moto_endpoint: str, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """The local stack with outbound calls on (the fake places them) and a recordings bucket on the
+    moto server; its base URL and the bucket."""
+    import uuid
+
+    from local_api.server import LocalServer, create_gateway
+    from tests.conftest import TRUNK
+    from tests.moto_aws import aws_environment
+
+    agents = tmp_path / "agents.yaml"
+    agents.write_text("agents:\n  sales:\n    api: live\n")
+    bucket = f"recordings-{uuid.uuid4().hex[:12]}"
+    for name, value in {
+        **aws_environment(moto_endpoint),
+        "AGENTS_FILE": str(agents),
+        "OUTBOUND_TRUNK": json.dumps(TRUNK),
+        "OUTBOUND_ALLOWED_PREFIXES": "+1415",
+        "RECORDINGS_BUCKET_NAME": bucket,
+        "OBSERVER_LAUNCH": "off",  # the observer's side of outbound calls is tested with the observer
+    }.items():
+        env.setenv(name, value)
+    boto3_client("s3", moto_endpoint).create_bucket(Bucket=bucket)
+    fake.live.outbound_enabled = True
+    with LocalServer(create_gateway(observers=False)) as server:
+        yield server.url, bucket
+
+
+def test_the_local_stack_dials_and_hands_out_the_recording(
+    outbound_stack: tuple[str, str],
+    fake: Any,
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from shared import deps
+    from shared.recordings import recording_key
+    from shared.records import CallMeta, RecordBatch
+
+    base, bucket = outbound_stack
+    assert cli.main(["dial", "+14155550123", "--agent", "sales", "--url", base, "--json"]) == 0
+    # The local stack's log lines and metrics (one JSON each) share stdout; the answer is indented.
+    out = capsys.readouterr().out
+    placed = json.loads("".join(line for line in out.splitlines(True) if not line.startswith('{"')))
+    assert placed["call_id"].startswith("live_")
+    assert fake.live.create_count == 1
+    assert cli.main(["--url", base, "dial", "+12125550123", "--agent", "sales"]) == 1
+    assert capsys.readouterr().err == (
+        "calls: dialling +1212***0123: 403 from the calls API: Destination +1212***0123 is not in "
+        "OUTBOUND_ALLOWED_PREFIXES\n"
+    )
+    call_id = placed["call_id"]
+    meta = CallMeta(call_id, "outbound", "", "+1415***0123", "sales", "gpt-live-1.1", 1_800_000_000.0)
+    assert cli.main(["recording", call_id, "-o", str(tmp_path / "none.wav"), "--url", base]) == 1
+    assert "no recording for" in capsys.readouterr().err
+    assert not (tmp_path / "none.wav").exists()
+    boto3_client("s3", moto_endpoint).put_object(
+        Bucket=bucket, Key=recording_key(call_id), Body=b"RIFF-local"
+    )
+    deps.record_store().write(meta, RecordBatch(recording="stored"))
+    target = tmp_path / "call.wav"
+    assert cli.main(["recording", call_id, "-o", str(target), "--url", base]) == 0
+    assert f"wrote {target} (10 bytes)\n" in capsys.readouterr().out
+    assert target.read_bytes() == b"RIFF-local"

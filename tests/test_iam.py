@@ -8,11 +8,13 @@ to moto with IAM authentication on, must pass with exactly the granted actions a
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 from moto.core.authorization import enable_iam_authentication
@@ -21,10 +23,12 @@ from local_api.routes import load_template
 from shared.errors import ServiceError
 from shared.hard_stop import HardStop
 from shared.launcher import LambdaObserverLauncher, ObserveRequest
-from shared.records import CallMeta, DynamoRecordStore, RecordBatch, turn
+from shared.recordings import copy_recording, presigned_url
+from shared.records import CallMeta, DynamoRecordStore, MemoryRecordStore, RecordBatch, turn
 from shared.secrets import SecretStore
 from shared.settings import Settings
 from shared.store import DynamoCallStore, StoreUnavailable
+from shared.upstream import OpenAIClient
 from tests.calls_table import create_calls_table, create_records_table, dynamodb_client
 from tests.moto_aws import Credentials, Wire, boto3_client, iam_user, register_function
 
@@ -37,6 +41,11 @@ OBSERVER_ARN = (
 )
 API_KEY = ("secretsmanager:GetSecretValue", "ApiKeySecret|OpenAIApiKeySecretArn")
 SIGNING = ("secretsmanager:GetSecretValue", "SigningSecret|SigningSecretArn")
+TRUNK = ("secretsmanager:GetSecretValue", "OutboundTrunkSecret|OutboundTrunkSecretArn")
+# Recordings (shared/recordings.py): the objects under recordings/ of the stack's bucket, and only they.
+RECORDINGS = "${RecordingsBucket.Arn}/recordings/*"
+PUT_RECORDING = ("s3:PutObject", RECORDINGS)
+GET_RECORDING = ("s3:GetObject", RECORDINGS)
 INVOKE_OBSERVER = ("lambda:InvokeFunction", OBSERVER_ARN)
 # The hard stop (shared/hard_stop.py): schedules in the stack's own group, and only they: the one
 # wildcard allowed, since each call's schedule is named after the call.
@@ -66,9 +75,28 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "TokenFunction": {API_KEY, UPDATE_CALLS_TABLE, READ_CALLS_TABLE},
     "RtcFunction": {API_KEY, INVOKE_OBSERVER, UPDATE_CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
     "SipFunction": {API_KEY, SIGNING, INVOKE_OBSERVER, *CALLS_TABLE, CREATE_SCHEDULE, PASS_SCHEDULER_ROLE},
-    "ObserverFunction": {API_KEY, INVOKE_OBSERVER, *CALLS_TABLE, DELETE_SCHEDULE, WRITE_RECORDS},
+    "ObserverFunction": {
+        API_KEY,
+        INVOKE_OBSERVER,
+        *CALLS_TABLE,
+        DELETE_SCHEDULE,
+        WRITE_RECORDS,
+        PUT_RECORDING,
+    },
     "HangupFunction": {API_KEY},
-    "CallsFunction": READ_RECORDS,
+    # The operator API: records and their recordings (it signs the presigned URLs), and outbound calls:
+    # the trunk, the counters (slots: GetItem/PutItem/UpdateItem; minutes: UpdateItem), the observer
+    # and the hard stop.
+    "CallsFunction": {
+        *READ_RECORDS,
+        GET_RECORDING,
+        API_KEY,
+        TRUNK,
+        INVOKE_OBSERVER,
+        *(CALLS_TABLE - {("dynamodb:DeleteItem", "CallsTable.Arn")}),
+        CREATE_SCHEDULE,
+        PASS_SCHEDULER_ROLE,
+    },
 }
 # Checked by IAM when a call passes the role (CreateSchedule's Target.RoleArn), not an API call itself.
 NOT_AN_API_CALL = {"iam:PassRole"}
@@ -98,6 +126,9 @@ def resource_name(value: Any) -> str:
         group = RESOURCES["HangupScheduleGroup"]
         assert group["Type"] == "AWS::Scheduler::ScheduleGroup"
         assert value.endswith(f"schedule/{group['Properties']['Name']}/*"), value
+        return value
+    if value == RECORDINGS:  # the recordings prefix of the stack's one bucket
+        assert RESOURCES["RecordingsBucket"]["Type"] == "AWS::S3::Bucket"
         return value
     assert "*" not in value, f"wildcard resource: {value}"
     if value == RECORDS_INDEX:  # one index of one table
@@ -162,6 +193,26 @@ def test_each_function_is_granted_exactly_what_it_uses(name: str) -> None:
 def test_only_the_sip_function_can_read_the_signing_secret() -> None:
     readers = {name for name, props in functions().items() if SIGNING in grants(props)}
     assert readers == {"SipFunction"}
+
+
+def test_only_the_calls_function_can_read_the_trunk() -> None:
+    readers = {name for name, props in functions().items() if TRUNK in grants(props)}
+    assert readers == {"CallsFunction"}
+
+
+def test_the_recordings_bucket_is_private_encrypted_tls_only_and_expires() -> None:
+    bucket = RESOURCES["RecordingsBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (expiry,) = bucket["LifecycleConfiguration"]["Rules"]
+    # RecordRetentionDays, or 30 days (records' metadata retention) when it is 0.
+    assert expiry["ExpirationInDays"] == ["KeepMetadataOnly", 30, "RecordRetentionDays"]
+    policy = RESOURCES["RecordingsBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == "RecordingsBucket"
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_the_scheduler_role_may_only_invoke_the_hangup_function() -> None:
@@ -264,6 +315,11 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
     create_records_table(dynamodb_client(endpoint), records_table)
     secrets = boto3_client("secretsmanager", endpoint)
     key_arn = secrets.create_secret(Name=f"key-{uuid.uuid4().hex[:8]}", SecretString="sk-iam")["ARN"]
+    trunk_arn = secrets.create_secret(Name=f"trunk-{uuid.uuid4().hex[:8]}", SecretString='{"username": "u"}')[
+        "ARN"
+    ]
+    bucket = f"recordings-{uuid.uuid4().hex[:8]}"
+    boto3_client("s3", endpoint).create_bucket(Bucket=bucket)
     signing_arn = secrets.create_secret(Name=f"sig-{uuid.uuid4().hex[:8]}", SecretString="whsec_iam")["ARN"]
     function = register_function(endpoint)
     scheduler = boto3_client("scheduler", endpoint)
@@ -324,9 +380,31 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
                 outcomes[name] = step()
             except ServiceError as exc:
                 outcomes[name] = exc
-        settings = Settings(openai_api_key_secret_arn=key_arn, openai_signing_secret_arn=signing_arn)
+        settings = Settings(
+            openai_api_key_secret_arn=key_arn,
+            openai_signing_secret_arn=signing_arn,
+            outbound_trunk_secret_arn=trunk_arn,
+        )
         secret_store = SecretStore(settings, client("secretsmanager"))
-        outcomes["secrets"] = (secret_store.api_key(), secret_store.signing_secret())
+        outcomes["secrets"] = (
+            secret_store.api_key(),
+            secret_store.signing_secret(),
+            secret_store.outbound_trunk(),
+        )
+        # The observer copies a recording (PutObject); the calls function presigns it, and the
+        # operator's download is checked against the presigner's grants (GetObject).
+        s3 = client("s3")
+        outcomes["copy_recording"] = asyncio.run(
+            copy_recording(
+                CallMeta("live_1", "outbound", "", "", "default", "gpt-live-1.1", time.time()),
+                client=_openai_answering(b"RIFF-iam"),
+                records=MemoryRecordStore(),
+                bucket=bucket,
+                s3=s3,
+                attempts=1,
+            )
+        )
+        url = presigned_url("live_1", bucket, s3)
         LambdaObserverLauncher(function, client("lambda")).launch(
             ObserveRequest(call_id="rtc_1", source="sip")
         )
@@ -336,6 +414,9 @@ def every_aws_call(endpoint: str, user: Credentials, wire: Wire) -> dict[str, An
     # any request with a query string (DeleteSchedule sends ?groupName=...): SignatureDoesNotMatch even
     # with "*" granted. What is checked for it: the code sends it, and it is granted (the test below).
     hard_stop.cancel("rtc_1")
+    # Also outside: moto's IAM check cannot read a presigned URL's query-string signature (it wants an
+    # Authorization header). What is checked for it: the URL the grants' holder signed downloads.
+    outcomes["presigned_get"] = httpx.get(url).content
     outcomes["schedule_left"] = [s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]]
     return outcomes
 
@@ -349,6 +430,20 @@ def actions_sent(wire: Wire) -> set[str]:
     return {IAM_ACTION.get(action, action) for action in sent}
 
 
+def _openai_answering(wav: bytes) -> OpenAIClient:
+    settings = Settings(openai_api_key="sk-iam")
+    return OpenAIClient(
+        settings,
+        SecretStore(settings),
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, content=wav)),
+    )
+
+
+# Sent by the operator's HTTP client on a URL the calls function signed, not by a boto3 client: the
+# wire does not see it, its outcome shows it passed the presigner's grants.
+PRESIGNED = {"s3:GetObject"}
+
+
 def test_the_code_calls_exactly_the_granted_actions(moto_endpoint: str) -> None:
     granted = granted_actions()
     user = iam_user(moto_endpoint, sorted(MOTO_ACTION.get(a, a) for a in granted))
@@ -359,14 +454,15 @@ def test_the_code_calls_exactly_the_granted_actions(moto_endpoint: str) -> None:
     assert outcomes["count_call"] == [1, None]
     assert outcomes["reserve_seconds"] == [(60, 60), (40, 100)]
     assert (outcomes["refund_seconds"], outcomes["seconds_used"]) == (90, 90)
-    assert outcomes["secrets"] == ("sk-iam", "whsec_iam")
+    assert outcomes["secrets"] == ("sk-iam", "whsec_iam", '{"username": "u"}')
+    assert (outcomes["copy_recording"], outcomes["presigned_get"]) == (True, b"RIFF-iam")
     assert [c.call_id for c in outcomes["list_records"].calls] == ["rtc_1"]
     assert [t.text for t in outcomes["get_record"].turns] == ["hi"]
     assert outcomes["create_schedule"] is True
     assert outcomes["schedule_left"] == []  # created, then deleted by the observer's cancel
     # Every request passed moto's signature and permission checks (a failed condition is DynamoDB's 400).
     assert {e.status for e in wire.exchanges} <= {200, 202, 400}
-    assert actions_sent(wire) == granted
+    assert actions_sent(wire) | PRESIGNED == granted
 
 
 def test_a_missing_grant_is_refused(moto_endpoint: str) -> None:

@@ -57,6 +57,7 @@ def test_lambda_launcher_invokes_the_observer_asynchronously(moto_endpoint: str)
         "dialed": "+1800***0000",
         "max_seconds": 300,
         "minutes_day": "2025-10-09",
+        "metadata": None,
     }
 
 
@@ -141,7 +142,7 @@ def test_local_launcher_runs_the_target_in_a_background_thread() -> None:
     assert done.wait(5)
     expected = {"call_id": "rtc_bg", "source": "webrtc", "requested_at": 1.0, "call_started_at": None}
     defaults = {"generation": 0, "agent": "default", "caller": "", "dialed": "", "max_seconds": None}
-    defaults |= {"minutes_day": None}
+    defaults |= {"minutes_day": None, "metadata": None}
     assert seen == [({**expected, **defaults}, "observer-rtc_bg")]
 
 

@@ -30,6 +30,8 @@ EXPECTED_ROUTES = {
     ("GET", "/favicon.ico", "PageFunction"),
     ("GET", "/calls", "CallsFunction"),
     ("GET", "/calls/{call_id}", "CallsFunction"),
+    ("POST", "/calls", "CallsFunction"),
+    ("GET", "/calls/{call_id}/recording", "CallsFunction"),
 }
 
 
@@ -50,13 +52,21 @@ def test_every_template_route_is_served(server: LocalServer, fake: FakeOpenAI) -
     offer = load_event("rtc")["body"]
     with httpx.Client(base_url=server.url) as client:
         for route in server.gateway.routes:
-            path = route.path.replace("{call_id}", "rtc_served000")
+            # A recording exists only for a GPT-Live call (`live_...`).
+            call_id = "live_served000" if route.path.endswith("/recording") else "rtc_served000"
+            path = route.path.replace("{call_id}", call_id)
+            if (route.method, route.path) == ("POST", "/calls"):
+                # Outbound calls are off by default (no allowed prefixes): the handler's 403.
+                response = client.post(path, json={"to": "+14155550123", "agent": "default"})
+                assert response.status_code == 403
+                assert response.json()["error"].startswith("Outbound calls are off")
+                continue
             response = client.request(
                 route.method, path, content=offer, headers={"content-type": "application/sdp"}
             )
             # The gateway's own 404 says {"message": "Not Found"}; anything else came from the handler.
             assert response.json() != {"message": "Not Found"} if response.status_code == 404 else True
-            # 404 from a handler: GET /calls/{call_id} of a call never recorded.
+            # 404 from a handler: GET /calls/{call_id} (and its recording) of a call never recorded.
             assert response.status_code in (200, 202, 401, 404), (
                 route.route_key,
                 response.status_code,

@@ -58,7 +58,7 @@ def test_the_observer_is_invoked_and_granted_only_through_its_alias() -> None:
             ]
             assert invokes
             assert all(r.endswith(":function:${AWS::StackName}-observer:live") for r in invokes)
-    assert seen == 3  # rtc, sip and the observer itself
+    assert seen == 4  # rtc, sip, calls (outbound) and the observer itself
 
 
 def _in_fresh_process(code: str, env: dict[str, str], folder: str) -> Any:
@@ -231,7 +231,7 @@ def test_the_hard_stop_schedules_target_the_hangup_alias() -> None:
         for name, resource in TEMPLATE["Resources"].items()
     }
     assert {name: t for name, t in targets.items() if t} == dict.fromkeys(
-        ("RtcFunction", "SipFunction", "ObserverFunction"), "${HangupFunction.Arn}:live"
+        ("RtcFunction", "SipFunction", "CallsFunction", "ObserverFunction"), "${HangupFunction.Arn}:live"
     )
 
 

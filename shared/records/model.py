@@ -12,9 +12,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-RecordSource = Literal["sip", "webrtc"]
+RecordSource = Literal["sip", "webrtc", "outbound"]  # outbound: a call this stack placed
 EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error"]
 Role = Literal["caller", "assistant"]
+# Who placed the call: a caller (inbound SIP, the browser) or the stack (POST /calls, outbound SIP).
+Direction = Literal["inbound", "outbound"]
+
+
+def direction_of(source: str) -> Direction:
+    """Derived, never stored: the listing index's projection stays as deployed stacks have it (DynamoDB
+    cannot change an index's projection in place)."""
+    return "outbound" if source == "outbound" else "inbound"
+
+
+# The call's recording (shared/recordings.py): copied into the stack's bucket, or the copy failed.
+RecordingState = Literal["stored", "failed"]
 
 DAY_SECONDS = 86_400
 METADATA_RETENTION_DAYS = 30  # RECORD_RETENTION_DAYS=0: no transcripts, metadata kept this long
@@ -68,6 +80,7 @@ class CallSummary(BaseModel):
 
     call_id: str
     source: RecordSource
+    direction: Direction = "inbound"
     caller: str
     dialed: str
     agent: str
@@ -83,6 +96,9 @@ class CallSummary(BaseModel):
 class CallRecord(CallSummary):
     turns: list[Turn]
     tool_calls: list[ToolCallEntry]
+    # None: nothing was recorded (no `store: true`), or the copy is still to come at call end.
+    recording: RecordingState | None = None
+    recording_error: str | None = None  # why the copy failed (one line)
 
 
 class CallPage(BaseModel):
@@ -105,6 +121,10 @@ class CallMeta:
     model: str
     started_at: float  # unix s
 
+    @property
+    def direction(self) -> Direction:
+        return direction_of(self.source)
+
 
 @dataclass
 class RecordBatch:
@@ -115,9 +135,11 @@ class RecordBatch:
     usage: dict[str, int] = field(default_factory=dict)
     ended_at: float | None = None
     end_reason: EndReason | None = None
+    recording: RecordingState | None = None  # set once, at call end (shared/recordings.py)
+    recording_error: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.turns or self.tool_calls or self.usage or self.end_reason)
+        return bool(self.turns or self.tool_calls or self.usage or self.end_reason or self.recording)
 
     def stored_bytes(self) -> int:
         texts = [t["text"] for t in self.turns] + [

@@ -31,6 +31,7 @@ from shared.records.model import (
     ToolCallEntry,
     Turn,
     Usage,
+    direction_of,
     expires_at,
     iso,
 )
@@ -107,6 +108,8 @@ class MemoryRecordStore:
                 item[kind] = item.get(kind, 0) + count
             if batch.end_reason is not None:
                 item.update(ended_at=batch.ended_at, end_reason=batch.end_reason)
+            if batch.recording is not None:
+                item.update(recording=batch.recording, recording_error=batch.recording_error)
 
     def get_call(self, call_id: str) -> CallRecord | None:
         with self._mutex:
@@ -156,7 +159,13 @@ class DynamoRecordStore:
             if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise self._unavailable(exc) from exc
             # The record is full: keep the usage and the end, mark it truncated.
-            short = RecordBatch(usage=batch.usage, ended_at=batch.ended_at, end_reason=batch.end_reason)
+            short = RecordBatch(
+                usage=batch.usage,
+                ended_at=batch.ended_at,
+                end_reason=batch.end_reason,
+                recording=batch.recording,
+                recording_error=batch.recording_error,
+            )
             try:
                 self._update(meta, short, 0, first=first, truncated=True)
             except BotoClientError as again:
@@ -172,7 +181,16 @@ class DynamoRecordStore:
         sets = []
         if first:  # the metadata: the first write of any generation wins, a later one never resets it
             item = _new_item(meta, self.policy.retention_days)
-            for name in ("kind", "source", "caller", "dialed", "agent", "model", "started_at", "expires_at"):
+            for name in (
+                "kind",
+                "source",
+                "caller",
+                "dialed",
+                "agent",
+                "model",
+                "started_at",
+                "expires_at",
+            ):
                 names[f"#{name}"] = name
                 values[f":{name}"] = item[name]
                 sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
@@ -202,6 +220,10 @@ class DynamoRecordStore:
             values[":ended_at"], values[":end_reason"] = batch.ended_at, batch.end_reason
             sets.append("ended_at = :ended_at")
             sets.append("end_reason = :end_reason")
+        if batch.recording is not None:
+            values[":recording"], values[":recording_error"] = batch.recording, batch.recording_error
+            sets.append("recording = :recording")
+            sets.append("recording_error = :recording_error")
         expression = " ".join(
             part
             for part in ("SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "")
@@ -325,6 +347,7 @@ def _summary_fields(item: dict[str, Any], prices: dict[str, dict[str, float]]) -
     return {
         "call_id": item["call_id"],
         "source": item.get("source", "webrtc"),
+        "direction": direction_of(str(item.get("source", "webrtc"))),
         "caller": item.get("caller", ""),
         "dialed": item.get("dialed", ""),
         "agent": item.get("agent", "default"),
@@ -348,7 +371,13 @@ def _record(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> CallRe
         ToolCallEntry(**{**c, "ms": float(c["ms"]), "at": iso(float(c["at"]))})
         for c in item.get("tool_calls") or []
     ]
-    return CallRecord(**_summary_fields(item, prices), turns=turns, tool_calls=tools)
+    return CallRecord(
+        **_summary_fields(item, prices),
+        turns=turns,
+        tool_calls=tools,
+        recording=item.get("recording"),
+        recording_error=item.get("recording_error"),
+    )
 
 
 def _serialize(values: dict[str, Any]) -> dict[str, Any]:
