@@ -34,6 +34,9 @@ TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 SUMMARY_KEYS = {
     "call_id",
+    "api",
+    "model",
+    "backend_model",
     "source",
     "caller",
     "dialed",
@@ -53,6 +56,10 @@ USAGE_KEYS = {
     "input_cached_audio_tokens",
     "output_text_tokens",
     "output_audio_tokens",
+    "backend_input_tokens",
+    "backend_cached_input_tokens",
+    "backend_output_tokens",
+    "seconds",
     "responses",
 }
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

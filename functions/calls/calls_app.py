@@ -14,7 +14,7 @@ from fastapi import Path, Query
 from shared import deps
 from shared.errors import ClientError
 from shared.records import MAX_CURSOR_CHARS, CallPage, CallRecord
-from shared.upstream import CALL_ID_PATTERN
+from shared.voice_api import VOICE_CALL_ID_PATTERN
 from shared.web import create_app, error_responses, make_handler
 
 # Documents the IAM authorization API Gateway enforces (the scheme is declared in scripts/make_openapi.py).
@@ -47,7 +47,7 @@ def list_calls(
     responses=error_responses(400, 404, 503),
     openapi_extra=SIGNED,
 )
-def get_call(call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)]) -> CallRecord:
+def get_call(call_id: Annotated[str, Path(pattern=VOICE_CALL_ID_PATTERN.pattern)]) -> CallRecord:
     record = deps.record_store().get_call(call_id)
     if record is None:
         raise ClientError(404, "No such call")

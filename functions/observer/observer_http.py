@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from shared import deps
 from shared.launcher import ObserveRequest
-from shared.upstream import CALL_ID_PATTERN
+from shared.voice_api import VOICE_CALL_ID_PATTERN
 from shared.web import create_app, error_responses, make_handler, read_body
 
 # The route takes no body; anything beyond a token amount is refused.
@@ -37,7 +37,7 @@ app = create_app()
     },
 )
 async def observe_call(
-    request: Request, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN.pattern)]
+    request: Request, call_id: Annotated[str, Path(pattern=VOICE_CALL_ID_PATTERN.pattern)]
 ) -> JSONResponse:
     await read_body(request, max_bytes=MAX_BODY_BYTES)
     # The worker needs the key for the sideband: without one, say so now, as /rtc and /token do.

@@ -22,6 +22,7 @@ from shared.errors import ClientError, ServiceError
 from shared.log import logger
 from shared.records.model import (
     MAX_STORED_BYTES,
+    SECONDS_FIELD,
     USAGE_FIELDS,
     CallMeta,
     CallPage,
@@ -35,12 +36,24 @@ from shared.records.model import (
     iso,
 )
 from shared.records.pricing import estimate_cost, merged_prices
-from shared.upstream import CALL_ID_PATTERN
+from shared.voice_api import VOICE_CALL_ID_PATTERN, api_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 INDEX_NAME = "by_start"
+# Set by a record's first write (if not there yet): a successor's copy never replaces them.
+META_FIELDS = (
+    "kind",
+    "source",
+    "caller",
+    "dialed",
+    "agent",
+    "model",
+    "backend_model",
+    "started_at",
+    "expires_at",
+)
 KIND = "call"
 MAX_CURSOR_CHARS = 1_024
 # What the listing index carries besides its keys (summaries only: no turn text in the index).
@@ -54,7 +67,9 @@ SUMMARY_ATTRIBUTES = (
     "end_reason",
     "expires_at",
     *USAGE_FIELDS,
-)
+    "backend_model",
+    SECONDS_FIELD,
+)  # 20 attributes: DynamoDB's limit for the projections of a table's indexes
 
 
 class RecordsUnavailable(ServiceError):
@@ -105,6 +120,8 @@ class MemoryRecordStore:
                 item["truncated"] = True
             for kind, count in batch.usage.items():
                 item[kind] = item.get(kind, 0) + count
+            if batch.seconds is not None:
+                item[SECONDS_FIELD] = batch.seconds
             if batch.end_reason is not None:
                 item.update(ended_at=batch.ended_at, end_reason=batch.end_reason)
 
@@ -156,7 +173,9 @@ class DynamoRecordStore:
             if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise self._unavailable(exc) from exc
             # The record is full: keep the usage and the end, mark it truncated.
-            short = RecordBatch(usage=batch.usage, ended_at=batch.ended_at, end_reason=batch.end_reason)
+            short = RecordBatch(
+                usage=batch.usage, seconds=batch.seconds, ended_at=batch.ended_at, end_reason=batch.end_reason
+            )
             try:
                 self._update(meta, short, 0, first=first, truncated=True)
             except BotoClientError as again:
@@ -172,7 +191,7 @@ class DynamoRecordStore:
         sets = []
         if first:  # the metadata: the first write of any generation wins, a later one never resets it
             item = _new_item(meta, self.policy.retention_days)
-            for name in ("kind", "source", "caller", "dialed", "agent", "model", "started_at", "expires_at"):
+            for name in META_FIELDS:
                 names[f"#{name}"] = name
                 values[f":{name}"] = item[name]
                 sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
@@ -195,6 +214,9 @@ class DynamoRecordStore:
         elif first:
             sets.append("turns = if_not_exists(turns, :empty)")
             sets.append("tool_calls = if_not_exists(tool_calls, :empty)")
+        if batch.seconds is not None:  # cumulative: set, never added
+            values[":seconds"] = batch.seconds
+            sets.append(f"{SECONDS_FIELD} = :seconds")
         if truncated:
             values[":true"] = True
             sets.append("truncated = :true")
@@ -295,7 +317,7 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         shapes != (1, 1, 1)
         or kind != KIND
         or not isinstance(call_id, str)
-        or not CALL_ID_PATTERN.match(call_id)
+        or not VOICE_CALL_ID_PATTERN.match(call_id)
     ):
         raise bad
     if not isinstance(started, str):
@@ -315,6 +337,7 @@ def _new_item(meta: CallMeta, retention_days: int) -> dict[str, Any]:
         "dialed": meta.dialed,
         "agent": meta.agent,
         "model": meta.model,
+        "backend_model": meta.backend_model,
         "started_at": round(meta.started_at, 3),
         "expires_at": expires_at(meta.started_at, retention_days),
         "turns": [],
@@ -324,21 +347,28 @@ def _new_item(meta: CallMeta, retention_days: int) -> dict[str, Any]:
 
 
 def _summary_fields(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> dict[str, Any]:
-    usage = Usage(**{kind: int(item.get(kind) or 0) for kind in USAGE_FIELDS})
+    usage = Usage(
+        **{kind: int(item.get(kind) or 0) for kind in USAGE_FIELDS},
+        seconds=float(item.get(SECONDS_FIELD) or 0),
+    )
     started = float(item["started_at"])
     ended = float(item["ended_at"]) if item.get("ended_at") is not None else None
+    model, backend_model = str(item.get("model", "")), str(item.get("backend_model") or "")
     return {
         "call_id": item["call_id"],
+        "api": api_of(item["call_id"]),
         "source": item.get("source", "webrtc"),
         "caller": item.get("caller", ""),
         "dialed": item.get("dialed", ""),
         "agent": item.get("agent", "default"),
+        "model": model,
+        "backend_model": backend_model or None,
         "started_at": iso(started),
         "ended_at": iso(ended) if ended is not None else None,
         "duration_seconds": round(max(0.0, ended - started), 1) if ended is not None else None,
         "end_reason": item.get("end_reason"),
         "usage": usage,
-        "cost_usd": estimate_cost(str(item.get("model", "")), usage, prices),
+        "cost_usd": estimate_cost(model, usage, prices, backend_model),
         "expires_at": iso(float(item["expires_at"])),
     }
 

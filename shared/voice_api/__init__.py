@@ -10,6 +10,8 @@ the same small interface (`VoiceApiAdapter`) and sees the same typed events (sha
 
 from __future__ import annotations
 
+import re
+
 from shared.settings import VoiceApi
 from shared.voice_api.base import (
     ApiError,
@@ -32,6 +34,8 @@ from shared.voice_api.live import LiveAdapter
 from shared.voice_api.realtime import RealtimeAdapter
 
 ADAPTERS: dict[VoiceApi, VoiceApiAdapter] = {"realtime": RealtimeAdapter(), "live": LiveAdapter()}
+# A call of either API (`rtc_...` or `live_...`: shared/upstream.py CALL_ID_PATTERN, LIVE_SESSION_ID_PATTERN).
+VOICE_CALL_ID_PATTERN = re.compile(r"^(?:rtc|live)_[A-Za-z0-9_-]{1,200}$")
 
 
 def adapter_for(api: VoiceApi) -> VoiceApiAdapter:
@@ -43,8 +47,14 @@ def adapter_for_call(call_id: str) -> VoiceApiAdapter | None:
     return next((adapter for adapter in ADAPTERS.values() if adapter.call_id_ok(call_id)), None)
 
 
+def api_of(call_id: str) -> VoiceApi:
+    """The API of a call id (records, logs): `live_...` is GPT-Live, anything else Realtime."""
+    return "live" if call_id.startswith("live_") else "realtime"
+
+
 __all__ = [
     "ADAPTERS",
+    "VOICE_CALL_ID_PATTERN",
     "ApiError",
     "ClientEvent",
     "Closed",
@@ -64,4 +74,5 @@ __all__ = [
     "VoiceApiAdapter",
     "adapter_for",
     "adapter_for_call",
+    "api_of",
 ]
