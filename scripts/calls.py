@@ -64,6 +64,7 @@ USAGE_KEYS = (
     "output_audio_tokens",
     "responses",
 )
+LIVE_USAGE_KEYS = ("seconds", "backend_input_tokens", "backend_cached_input_tokens", "backend_output_tokens")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -298,12 +299,27 @@ def _duration(record: dict[str, Any]) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
+def _api(call_id: str) -> str:
+    """The voice API of a call (older records lack `api`): its id says which."""
+    return "live" if call_id.startswith("live_") else "realtime"
+
+
 def _cost(value: object) -> str:
     return f"${value:.4f}" if isinstance(value, int | float) else "-"
 
 
 def print_table(calls: Sequence[dict[str, Any]], out: TextIO) -> None:
-    header = ("CALL ID", "STARTED (UTC)", "SOURCE", "AGENT", "CALLER", "DURATION", "END REASON", "COST")
+    header = (
+        "CALL ID",
+        "STARTED (UTC)",
+        "API",
+        "SOURCE",
+        "AGENT",
+        "CALLER",
+        "DURATION",
+        "END REASON",
+        "COST",
+    )
     rows = [
         (
             _clean(c.get("call_id", "")),
@@ -314,6 +330,7 @@ def print_table(calls: Sequence[dict[str, Any]], out: TextIO) -> None:
             _duration(c),
             _clean(c.get("end_reason") or ("(live)" if c.get("ended_at") is None else "-")),
             _cost(c.get("cost_usd")),
+            _clean(c.get("api") or _api(str(c.get("call_id", "")))),
         )
         for c in calls
     ]
@@ -330,6 +347,8 @@ def print_call(record: dict[str, Any], out: TextIO) -> None:
     usage = record.get("usage") or {}
     fields = [
         ("call", record.get("call_id")),
+        ("api", record.get("api") or "-"),
+        ("model", record.get("model") or "-"),
         ("source", record.get("source")),
         ("agent", record.get("agent")),
         ("caller", record.get("caller") or "-"),
@@ -340,7 +359,15 @@ def print_call(record: dict[str, Any], out: TextIO) -> None:
         ("end reason", record.get("end_reason") or "-"),
         ("cost", _cost(record.get("cost_usd"))),
     ]
-    if usage:
+    if record.get("api") == "live":  # billed by time; tools by the backend's tokens
+        u = {key: usage.get(key, 0) for key in LIVE_USAGE_KEYS}
+        fields.append(("billed", f"{u['seconds']} s"))
+        backend = (
+            f"{record.get('backend_model') or '-'}: in {u['backend_input_tokens']} "
+            f"(cached {u['backend_cached_input_tokens']}), out {u['backend_output_tokens']}"
+        )
+        fields.append(("backend", backend))
+    elif usage:
         u = {key: usage.get(key, 0) for key in USAGE_KEYS}
         tokens = (
             f"text in {u['input_text_tokens']} (cached {u['input_cached_text_tokens']}), "

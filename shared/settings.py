@@ -172,6 +172,9 @@ class Settings(BaseModel):
     tool_filler_seconds: float = Field(default=1.5, ge=0, le=30)  # then "one moment"; 0 = never
     end_call_margin_seconds: float = Field(default=1.5, ge=0, le=10)  # response.done + this, if no .stopped
     speech_wait_max_seconds: float = Field(default=12.0, gt=0, le=60)  # hard cap on waiting for audio
+    # GPT-Live has no "playback stopped": a goodbye has played once the reflected output audio has
+    # been quiet this long (then hang up; capped by SPEECH_WAIT_MAX_SECONDS).
+    end_call_quiet_ms: int = Field(default=800, ge=100, le=10_000)
     transfer_target: str = ""  # tel:+E164 or sip:user@host; empty = no transfer_call tool
     transfer_confirm_seconds: float = Field(default=20.0, gt=0, le=120)  # sideband still open: failed
     mcp_servers: tuple[McpServer, ...] = ()  # MCP_SERVERS: JSON list

@@ -34,6 +34,9 @@ TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 SUMMARY_KEYS = {
     "call_id",
+    "api",
+    "model",
+    "backend_model",
     "source",
     "direction",
     "caller",
@@ -54,6 +57,10 @@ USAGE_KEYS = {
     "input_cached_audio_tokens",
     "output_text_tokens",
     "output_audio_tokens",
+    "backend_input_tokens",
+    "backend_cached_input_tokens",
+    "backend_output_tokens",
+    "seconds",
     "responses",
 }
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -92,6 +99,31 @@ def test_the_records_routes_take_only_iam_signed_requests() -> None:
         if name == "CallsFunction" or props["Path"].startswith("/calls"):
             assert props["Auth"] == {"Authorizer": "AWS_IAM"}, (name, props["Path"])
     assert "/calls" in TEMPLATE["Outputs"]["CallsApiUrl"]["Value"]
+
+
+# The projection stacks were first deployed with: DynamoDB cannot change an index's projection in place
+# (CloudFormation refuses the update), so it must never change.
+DEPLOYED_PROJECTION = [
+    "source",
+    "caller",
+    "dialed",
+    "agent",
+    "model",
+    "ended_at",
+    "end_reason",
+    "expires_at",
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_cached_text_tokens",
+    "input_cached_audio_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+    "responses",
+]
+
+
+def test_the_listing_index_keeps_the_projection_deployed_stacks_have() -> None:
+    assert list(SUMMARY_ATTRIBUTES) == DEPLOYED_PROJECTION
 
 
 def test_the_listing_index_carries_exactly_the_summary_attributes() -> None:

@@ -360,7 +360,18 @@ def test_list_all_follows_next_cursor_and_prints_a_table(
     assert first == {"limit": "2"}
     assert second == {"limit": "2", "cursor": CURSOR}  # the opaque cursor arrived intact
     header, *rows = result.out.splitlines()
-    for column in ("CALL ID", "STARTED (UTC)", "SOURCE", "AGENT", "CALLER", "DURATION", "END REASON", "COST"):
+    columns = (
+        "CALL ID",
+        "STARTED (UTC)",
+        "SOURCE",
+        "AGENT",
+        "CALLER",
+        "DURATION",
+        "END REASON",
+        "COST",
+        "API",
+    )
+    for column in columns:
         assert column in header
     assert [row.split()[0] for row in rows] == ["rtc_0003", "rtc_0002", "rtc_0001"]  # newest first
     assert rows[0].split() == [
@@ -373,6 +384,7 @@ def test_list_all_follows_next_cursor_and_prints_a_table(
         "0m42s",
         "caller_hung_up",
         "$0.0412",
+        "realtime",
     ]
     assert rows[1].split()[3:5] == ["webrtc", "default"]
     assert rows[1].split()[5] == "-"  # no caller on a WebRTC call
@@ -393,7 +405,7 @@ def test_a_live_call_shows_as_live(api: tuple[FakeCallsApi, str], capsys: pytest
     fake, url = api
     fake.records = [_record(1, ended_at=None, duration_seconds=None, end_reason=None, cost_usd=None)]
     row = run(capsys, "list", "--url", url).out.splitlines()[1].split()
-    assert row[-3:] == ["live", "(live)", "-"]
+    assert row[-4:] == ["live", "(live)", "-", "realtime"]  # duration "live": the call goes on
 
 
 def test_json_prints_the_api_s_json(

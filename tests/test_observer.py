@@ -11,6 +11,7 @@ import pytest
 
 import observer_app
 import observer_worker
+from shared.launcher import ObserveRequest
 from tests.conftest import API_KEY, FakeContext, LogCapture, RecordingLauncher, load_event, response_json
 from tests.fake_openai import TRANSCRIBING_SESSION, FakeOpenAI, default_sideband_script, response_done_event
 
@@ -166,7 +167,9 @@ def test_deltas_are_counted_from_their_head_and_everything_else_is_parsed(logs: 
                 yield frame
 
     result = observer_worker.ObserveResult("closed")
-    asyncio.run(observer_worker._read(Socket(), "rtc_heads", result))  # type: ignore[arg-type]
+    request = ObserveRequest(call_id="rtc_heads", source="api")
+    call = observer_worker.CallSession(request, url="ws://unused", api_key=API_KEY)
+    asyncio.run(observer_worker._read(call, Socket(), result))  # type: ignore[arg-type]
     assert result.events == 4
     assert [r["event_type"] for r in logs.messages("sideband event")] == ["response.done"]
     assert len(logs.messages("sideband frame is not a JSON event")) == 1

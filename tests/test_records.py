@@ -377,7 +377,9 @@ def check_recorded_call(record: dict[str, Any], source: str) -> None:
         "output_text_tokens": 18 + 10,
         "output_audio_tokens": 54 + 90,
         "responses": 3,
+        **NO_LIVE_USAGE,
     }
+    assert (record["api"], record["backend_model"]) == ("realtime", None)
     # gpt-realtime-2.1: text 4 in, 24 out; audio 32 in, 64 out; cached text 0.40 (USD per 1M tokens).
     expected = (281 * 4 + 40 * 32 + 20 * 0.4 + 28 * 24 + 144 * 64) / 1e6
     assert record["cost_usd"] == pytest.approx(expected)
@@ -658,11 +660,20 @@ class Flaky(MemoryRecordStore):
         super().write(meta, batch, first=first)
 
 
+# What a Realtime call's record holds of GPT-Live's usage: nothing.
+NO_LIVE_USAGE = {
+    "backend_input_tokens": 0,
+    "backend_cached_input_tokens": 0,
+    "backend_output_tokens": 0,
+    "seconds": 0.0,
+}
+
+
 def recorder_run(store: MemoryRecordStore, texts: list[str]) -> None:
     """Feed a recorder one transcript per flush, as the reader would, then finish the call."""
     from observer_records import Recorder
-    from observer_worker import TRANSCRIPT_EVENTS
     from shared.launcher import ObserveRequest
+    from shared.voice_api import SessionInfo, Transcript
 
     async def run() -> Recorder:
         recorder = Recorder(
@@ -671,17 +682,10 @@ def recorder_run(store: MemoryRecordStore, texts: list[str]) -> None:
             model="gpt-realtime",
             retention_days=30,
             flush_seconds=60,
-            transcripts=TRANSCRIPT_EVENTS,
         )
-        recorder.on_event(
-            {
-                "type": "session.created",
-                "event_id": "event_1",
-                "session": {"type": "realtime", "model": "gpt-realtime-mini"},
-            }
-        )
+        recorder.on_event(SessionInfo("gpt-realtime-mini"))
         for text in texts:
-            recorder.on_event({**caller_transcript_event(text), "event_id": "event_2"})
+            recorder.on_event(Transcript("caller", text, final=True))
             await recorder.flush()
         return recorder
 

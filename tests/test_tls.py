@@ -42,9 +42,8 @@ def test_sideband_uses_the_shared_context_for_wss(url: str, shared: bool) -> Non
 
     async def run() -> None:
         request = ObserveRequest(call_id="rtc_tls", source="api")
-        await observer_worker.observe(
-            request, url=url, api_key="sk-test", greeting_delay=0, time_budget=1, connect=connect
-        )
+        call = observer_worker.CallSession(request, url=url, api_key="sk-test")
+        await observer_worker.observe(call, observer_worker.Timing(time_budget=1), connect=connect)
 
     with pytest.raises(OSError, match="not connecting"):
         asyncio.run(run())

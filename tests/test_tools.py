@@ -25,6 +25,16 @@ from shared import deps
 from shared.launcher import LocalObserverLauncher, ObserveRequest
 from shared.store import MemoryCallStore
 from shared.tools import available_tools, tool_from_function
+from shared.voice_api import (
+    ADAPTERS,
+    ApiError,
+    Keypad,
+    Playback,
+    ResponseDone,
+    ResponseStarted,
+    SessionInfo,
+    Transcript,
+)
 from tests.conftest import API_KEY, FakeContext, LogCapture, load_event
 from tests.fake_openai import (
     FakeOpenAI,
@@ -443,17 +453,10 @@ def test_parallel_calls_in_one_response_get_one_response_create(
 def observe_with(fake: FakeOpenAI, tool_calls: observer_tools.ToolCalls) -> observer_worker.ObserveResult:
     """The observer loop itself, with hand-made tool knobs (a short grace for a dead owner)."""
     request = ObserveRequest(call_id=CALL_ID, source="webrtc")
-    return asyncio.run(
-        observer_worker.observe(
-            request,
-            url=f"{fake.ws_url}?call_id={CALL_ID}",
-            api_key=API_KEY,
-            greeting_delay=0,
-            time_budget=10,
-            greet=False,
-            tool_calls=tool_calls,
-        )
+    call = observer_worker.CallSession(
+        request, url=f"{fake.ws_url}?call_id={CALL_ID}", api_key=API_KEY, tool_calls=tool_calls
     )
+    return asyncio.run(observer_worker.observe(call, observer_worker.Timing(time_budget=10, greet=False)))
 
 
 @pytest.mark.parametrize("owner_finishes", [True, False])
@@ -501,10 +504,12 @@ def test_tool_calls_unit_ignores_non_function_items() -> None:
 
     async def feed() -> None:
         # Malformed on purpose: a message item carrying a call's fields, and a call without its call_id.
-        calls.on_event(
-            {"type": "response.output_item.done", "item": {"type": "message", "call_id": "x", "name": "y"}}
-        )
-        calls.on_event({"type": "response.function_call_arguments.done", "name": "echo"})  # no call_id
+        for frame in (
+            {"type": "response.output_item.done", "item": {"type": "message", "call_id": "x", "name": "y"}},
+            {"type": "response.function_call_arguments.done", "name": "echo"},  # no call_id
+        ):
+            for event in REALTIME.parser().parse(json.dumps(frame)):
+                calls.on_event(event)
         await asyncio.sleep(0)
 
     asyncio.run(feed())
@@ -519,6 +524,9 @@ async def _never_refer(target: str) -> None:
     raise AssertionError("no refer expected")
 
 
+REALTIME = ADAPTERS["realtime"]
+
+
 def _unit_calls() -> observer_tools.ToolCalls:
     return observer_tools.ToolCalls(
         CALL_ID,
@@ -531,38 +539,62 @@ def _unit_calls() -> observer_tools.ToolCalls:
 
 
 def test_tool_events_are_exactly_the_types_on_event_acts_on() -> None:
-    """The reader hands ToolCalls only `TOOL_EVENTS`: a type `on_event` handles must be in it."""
+    """The reader hands ToolCalls only `TOOL_EVENTS`: a typed event `on_event` handles must be in it,
+    and no Realtime event outside them reaches it."""
     from bench.scenarios import realistic_script
 
     calls = _unit_calls()
+    parser = REALTIME.parser()
 
-    def acts_on(event: dict[str, Any]) -> bool:
+    def acts_on(event: Any) -> bool:
         before = calls._changed
         calls.on_event(event)
         return calls._changed is not before  # every handled type ends in _notify()
 
     async def feed() -> None:
-        # A sweep over event types: bare events of each type, not whole ones (only `type` matters here).
-        for kind in sorted(observer_tools.TOOL_EVENTS):
-            assert acts_on({"type": kind, "response": {"id": "resp_x"}, "event": "5"}), kind
-        others = {str(e["type"]) for e in realistic_script(400)} - observer_tools.TOOL_EVENTS
-        others |= {"session.created", "error", "input_audio_buffer.committed", "mcp_list_tools.completed"}
-        for kind in sorted(others):
-            assert not acts_on({"type": kind, "response": {"id": "resp_x"}}), kind
+        samples = [
+            ResponseStarted("resp_x"),
+            ResponseDone("resp_x", "completed"),
+            Playback("stopped", "resp_x"),
+            Keypad("5"),
+        ]
+        for event in samples:
+            assert isinstance(event, observer_tools.TOOL_EVENTS), event
+            assert acts_on(event), event
+        for event in (
+            SessionInfo("gpt-realtime"),
+            Transcript("caller", "hi", final=True),
+            ApiError("x", "y"),
+        ):
+            assert not isinstance(event, observer_tools.TOOL_EVENTS), event
+        tool_types = {"response.created", "response.done", "response.function_call_arguments.done"}
+        tool_types |= {"response.output_item.done", "input_audio_buffer.dtmf_event_received"}
+        tool_types |= {
+            "output_audio_buffer.started",
+            "output_audio_buffer.stopped",
+            "output_audio_buffer.cleared",
+        }
+        for frame in realistic_script(400):
+            typed = parser.parse(json.dumps(frame))
+            reaches = [e for e in typed if isinstance(e, observer_tools.TOOL_EVENTS)]
+            if str(frame["type"]) not in tool_types:
+                assert reaches == [], frame["type"]
 
     asyncio.run(feed())
-    assert calls._tasks == set()
 
 
 def test_the_reader_hands_tool_calls_only_tool_events() -> None:
     seen: list[str] = []
 
     class Recorder:
-        def on_event(self, event: dict[str, Any]) -> None:
-            seen.append(event["type"])
+        def on_event(self, event: Any) -> None:
+            seen.append(type(event).__name__)
 
         def on_closed(self) -> None:
             seen.append("closed")
+
+        def attach(self, send: Any) -> None:
+            pass
 
     spoken = spoken_response_events("Hello", deltas=["Hel"])
     called = function_call_events("c1", "echo", '{"text": "hi"}')
@@ -590,12 +622,12 @@ def test_the_reader_hands_tool_calls_only_tool_events() -> None:
                 yield frame
 
     result = observer_worker.ObserveResult("closed")
-    asyncio.run(observer_worker._read(Socket(), "rtc_x", result, Recorder()))  # type: ignore[arg-type]
+    call = observer_worker.CallSession(
+        ObserveRequest(call_id="rtc_x", source="sip"),
+        url="ws://unused",
+        api_key=API_KEY,
+        tool_calls=Recorder(),  # type: ignore[arg-type]
+    )
+    asyncio.run(observer_worker._read(call, Socket(), result))  # type: ignore[arg-type]
     assert result.events == len(frames)
-    assert seen == [
-        "response.created",
-        "response.function_call_arguments.done",
-        "response.done",
-        "input_audio_buffer.dtmf_event_received",
-        "closed",
-    ]
+    assert seen == ["ResponseStarted", "ToolCall", "ToolCall", "ResponseDone", "Keypad"]

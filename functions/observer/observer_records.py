@@ -1,7 +1,10 @@
 """The observer's call recorder: buffers what the call's record gets and writes it in batches.
 
-The reader hands it the finished transcripts, `response.done` (usage) and `session.created|updated`
-(the model, for the cost estimate); `ToolCalls` hands it each answered tool call. It writes once the
+The reader hands it the typed events of either API (shared/voice_api): transcripts (Realtime: whole
+turns; GPT-Live: fragments it joins into turns, ending one when the other speaker starts or after a
+pause of TURN_GAP_MS), token usage (Realtime per response; Live: the Responses backend's), Live's
+cumulative session seconds (the latest replaces the earlier) and the session's model (for the cost
+estimate); `ToolCalls` hands it each answered tool call. It writes once the
 session is open (creating the record, so a live call is listed), then every `flush_seconds` or sooner
 when a turn ends (at most one write per TURN_FLUSH_SPACING_SECONDS, so a burst of turns is one write),
 before a hand-off and at the end, always off the event loop (boto3 blocks). A failed write is logged and
@@ -13,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
 
 from shared import metrics
 from shared.launcher import ObserveRequest
 from shared.log import logger
-from shared.records import CallMeta, EndReason, RecordBatch, RecordStore, Role, tool_call, turn, usage_of
+from shared.records import CallMeta, EndReason, RecordBatch, RecordStore, Role, tool_call, turn
+from shared.voice_api import ObserverEvent, SessionInfo, SessionUsage, TokenUsage, Transcript
 
 # The observer's outcome -> the record's end reason (None: this generation writes no end).
 END_REASONS: dict[str, EndReason] = {
@@ -30,11 +33,39 @@ END_REASONS: dict[str, EndReason] = {
     "not_found": "error",
     "refused": "error",
     "transfer_failed": "error",
+    "session_error": "error",
 }
-SESSION_EVENTS = ("session.created", "session.updated")
 # A finished turn is written this long after the previous write at the earliest: an operator watching a
 # live call sees each turn within about a second, and a burst of events still costs one write.
 TURN_FLUSH_SPACING_SECONDS = 1.0
+# GPT-Live transcripts come as fragments without a "done": a pause this long (session ms between one
+# fragment's end and the next one's start, or wall time since the last one) ends a turn.
+TURN_GAP_MS = 1_000
+
+
+@dataclass
+class OpenTurn:
+    """A GPT-Live turn being assembled from its fragments."""
+
+    role: Role
+    parts: list[str] = field(default_factory=list)
+    end_ms: int | None = None
+    last_at: float = field(default_factory=time.monotonic)
+
+    def continues(self, fragment: Transcript) -> bool:
+        if ROLES[fragment.speaker] != self.role:
+            return False
+        if fragment.start_ms is not None and self.end_ms is not None:
+            return fragment.start_ms - self.end_ms < TURN_GAP_MS
+        return (time.monotonic() - self.last_at) * 1000 < TURN_GAP_MS
+
+    def add(self, fragment: Transcript) -> None:
+        self.parts.append(fragment.text)
+        self.end_ms = fragment.end_ms if fragment.end_ms is not None else self.end_ms
+        self.last_at = time.monotonic()
+
+
+ROLES: dict[str, Role] = {"caller": "caller", "agent": "assistant"}
 
 
 class Recorder:
@@ -46,11 +77,12 @@ class Recorder:
         model: str,
         retention_days: int,
         flush_seconds: float,
-        transcripts: Mapping[str, tuple[str, str]],
+        backend_model: str = "",
     ) -> None:
         self.store, self.request = store, request
         self.model, self.retention_days, self.flush_seconds = model, retention_days, flush_seconds
-        self._transcripts = transcripts
+        self.backend_model = backend_model
+        self._turn: OpenTurn | None = None
         self._pending = RecordBatch()
         self._opened = False  # the sideband answered: the call is real, its record may be created
         self._written = False
@@ -63,24 +95,50 @@ class Recorder:
 
     # ----------------------------------------------------------------- fed by the reader and ToolCalls
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "response.done":
-            for name, count in usage_of(event.get("response") or {}).items():
+    def on_event(self, event: ObserverEvent) -> None:
+        if isinstance(event, Transcript):
+            self._on_transcript(event)
+        elif isinstance(event, TokenUsage):
+            for name, count in event.counts.items():
                 self._pending.usage[name] = self._pending.usage.get(name, 0) + count
-        elif kind in SESSION_EVENTS:
-            model = (event.get("session") or {}).get("model")
-            if isinstance(model, str) and model and not self._written:
-                self.model = model[:64]
-            self._opened = True
-            self._open.set()
-        else:
-            role, key = self._transcripts[kind]
-            text = event.get(key)
-            if isinstance(text, str) and text.strip():
-                speaker: Role = "caller" if role == "caller" else "assistant"
-                self._pending.turns.append(turn(speaker, text.strip(), self.retention_days))
-                self._wake.set()
+        elif isinstance(event, SessionUsage):
+            self._pending.seconds = event.seconds  # cumulative: the latest replaces the earlier
+        elif isinstance(event, SessionInfo):
+            if event.model and not self._written:
+                self.model = event.model[:64]
+            self.opened()
+
+    def opened(self) -> None:
+        """The session is real: its record may be created."""
+        self._opened = True
+        self._open.set()
+
+    def _on_transcript(self, fragment: Transcript) -> None:
+        if fragment.final:
+            if fragment.text.strip():
+                self._add_turn(ROLES[fragment.speaker], fragment.text)
+            return
+        if self._turn is not None and not self._turn.continues(fragment):
+            self._close_turn()
+        if self._turn is None:
+            self._turn = OpenTurn(ROLES[fragment.speaker])
+        self._turn.add(fragment)
+
+    def _close_turn(self, *, if_quiet: bool = False) -> None:
+        current = self._turn
+        if current is None or (if_quiet and (time.monotonic() - current.last_at) * 1000 < TURN_GAP_MS):
+            return
+        self._turn = None
+        text = "".join(current.parts).strip()
+        if text:
+            logger.info(
+                "transcript", extra={"call_id": self.request.call_id, "speaker": current.role, "text": text}
+            )
+            self._add_turn(current.role, text)
+
+    def _add_turn(self, role: Role, text: str) -> None:
+        self._pending.turns.append(turn(role, text.strip(), self.retention_days))
+        self._wake.set()
 
     def on_tool_call(self, name: str, arguments: str, output: str, *, ok: bool, ms: float) -> None:
         self._pending.tool_calls.append(
@@ -89,7 +147,10 @@ class Recorder:
 
     # ----------------------------------------------------------------- writing
 
-    def start(self) -> None:
+    def start(self, *, opened: bool = False) -> None:
+        """Start the periodic writes; `opened`: the session is known to exist already."""
+        if opened:
+            self.opened()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -106,6 +167,8 @@ class Recorder:
         """`flush_seconds` after the last write, or once a turn has ended (but not before
         TURN_FLUSH_SPACING_SECONDS after that write), or at stop."""
         period = max(0.0, written_at + self.flush_seconds - time.monotonic())
+        if self._turn is not None:  # a Live turn ends by a pause: look again once one may have passed
+            period = min(period, TURN_GAP_MS / 1000)
         try:
             await asyncio.wait_for(self._wake.wait(), period)
         except TimeoutError:
@@ -131,6 +194,7 @@ class Recorder:
 
     def finish(self, outcome: str) -> None:
         """The last write, after the event loop is gone: what is left and, unless handed off, the end."""
+        self._close_turn()
         batch = self._pending
         reason = END_REASONS.get(outcome)
         if reason is not None:
@@ -140,6 +204,7 @@ class Recorder:
             self._write(batch)
 
     def _take(self) -> RecordBatch | None:
+        self._close_turn(if_quiet=True)
         if not self._opened or (self._written and not self._pending):
             return None
         batch, self._pending = self._pending, RecordBatch()
@@ -171,6 +236,8 @@ class Recorder:
         self._pending.tool_calls[:0] = batch.tool_calls
         for name, count in batch.usage.items():
             self._pending.usage[name] = self._pending.usage.get(name, 0) + count
+        if self._pending.seconds is None:
+            self._pending.seconds = batch.seconds
 
     def _meta(self) -> CallMeta:
         request = self.request
@@ -181,5 +248,6 @@ class Recorder:
             dialed=request.dialed,
             agent=request.agent,
             model=self.model,
+            backend_model=self.backend_model,
             started_at=request.call_started_at or request.requested_at,
         )

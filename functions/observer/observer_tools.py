@@ -1,7 +1,8 @@
 """The observer's side of server-side tools: runs the model's function calls and carries out call actions.
 
-The model asks for a tool with `response.function_call_arguments.done`, and again inside
-`response.output_item.done` and `response.done`; each `call_id` runs once. Exactly once across
+Fed the typed events of either API (shared/voice_api: `ToolCall`, `ResponseStarted`, `ResponseDone`,
+`Playback`, `Keypad`), it answers through the call's adapter, so one implementation serves both. The
+Realtime API repeats a call in up to three events; each `call_id` runs once. Exactly once across
 observers too: the call store records the call (`claim_tool_call`) before it runs and its output
 after (`finish_tool_call`). Then:
 
@@ -13,10 +14,12 @@ after (`finish_tool_call`). Then:
   second run, since the tool may have had an effect already.
 
 Each tool runs as a task, so events keep flowing; after `filler_after` s without a result the
-model is asked for a short "one moment" line. Once every tool of a response is answered and that
-response is done, one `response.create` makes the model speak on. `end_call` and `transfer_call`
-instead ask for a goodbye / hand-over line, wait until it has played (`output_audio_buffer.stopped`,
-or `response.done` plus a margin where that event never comes; capped), then hang up / refer.
+Realtime model is asked for a short "one moment" line (GPT-Live acknowledges a delegation itself).
+Once every tool of a response is answered and that response is done, one continue (`response.create`)
+makes the model go on. `end_call` and `transfer_call` instead ask for a goodbye / hand-over line,
+wait until it has played, then hang up / refer. Realtime: `output_audio_buffer.stopped`, or
+`response.done` plus a margin where that event never comes. GPT-Live has no playback events: the
+reflected output audio must have been quiet for `quiet_gap` s. Both capped by `speech_cap`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
 from shared.tools import ActionName, Tool, error_output, run_tool
+from shared.voice_api import (
+    ADAPTERS,
+    Keypad,
+    ObserverEvent,
+    Playback,
+    ResponseDone,
+    ResponseStarted,
+    ToolCall,
+    VoiceApiAdapter,
+)
 
 ToolOutcome = Literal["model_ended", "transferred", "transfer_failed"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -46,20 +59,9 @@ class Answered(Protocol):
 
 
 RESPONSE_START_WAIT = 1.0  # seconds for the `response.created` of a `response.create` we sent
-# The event types `on_event` acts on; the reader hands it only these (a set lookup per event: the
-# rest of a call's events, most of them, never reach the tool machinery).
-TOOL_EVENTS = frozenset(
-    {
-        "response.function_call_arguments.done",
-        "response.output_item.done",
-        "response.created",
-        "response.done",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "output_audio_buffer.cleared",
-        "input_audio_buffer.dtmf_event_received",
-    }
-)
+QUIET_POLL_SECONDS = 0.05  # GPT-Live: how often a goodbye's end is checked (no event per audio frame)
+# The typed events `on_event` acts on; the reader hands it only these.
+TOOL_EVENTS: tuple[type, ...] = (ToolCall, ResponseStarted, ResponseDone, Playback, Keypad)
 
 FILLER = (
     "A tool you called is still working. Tell the caller in a few words that you are on it "
@@ -82,6 +84,7 @@ class ToolKnobs:
     transfer_target: str = ""
     transfer_confirm: float = 20.0
     stale_grace: float = 5.0  # beyond the time limit: a `started` record this old has a dead owner
+    quiet_gap: float = 0.8  # GPT-Live: reflected output audio this long quiet = the line has played
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolKnobs:
@@ -92,6 +95,7 @@ class ToolKnobs:
             speech_cap=settings.speech_wait_max_seconds,
             transfer_target=settings.transfer_target,
             transfer_confirm=settings.transfer_confirm_seconds,
+            quiet_gap=settings.end_call_quiet_ms / 1000,
         )
 
 
@@ -115,8 +119,10 @@ class ToolCalls:
         control: CallControl,
         knobs: ToolKnobs,
         on_answered: Answered | None = None,
+        adapter: VoiceApiAdapter = ADAPTERS["realtime"],
     ) -> None:
-        self.call_id, self.owner = call_id, owner
+        self.call_id, self.owner, self.adapter = call_id, owner, adapter
+        self.live = adapter.name == "live"
         self._on_answered = on_answered
         self.tools, self.store, self.control, self.knobs = tools, store, control, knobs
         self.outcome: ToolOutcome | None = None
@@ -136,6 +142,7 @@ class ToolCalls:
         self._continued: set[str] = set()
         self._speak_lock = asyncio.Lock()
         self._action: asyncio.Task[None] | None = None
+        self._audio_at = 0.0  # GPT-Live: monotonic time of the last reflected output audio frame
 
     @property
     def can_transfer(self) -> bool:
@@ -146,40 +153,38 @@ class ToolCalls:
 
     # ----------------------------------------------------------------- events
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "response.function_call_arguments.done":
-            self._call_requested(event, event.get("response_id"))
-        elif kind == "response.output_item.done":
-            self._call_requested(event.get("item") or {}, event.get("response_id"))
-        elif kind == "response.created":
-            response_id = str((event.get("response") or {}).get("id", ""))
-            self._created.append(response_id)
-            self._active.add(response_id)
-        elif kind == "response.done":
-            response = event.get("response") or {}
-            response_id = str(response.get("id", ""))
-            for item in response.get("output") or []:
-                if isinstance(item, dict):
-                    self._call_requested(item, response_id)
-            self._active.discard(response_id)
-            self._done.add(response_id)
-            self._maybe_continue(response_id)
-        elif kind == "output_audio_buffer.started":
-            self._playing.add(str(event.get("response_id", "")))
-        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            response_id = str(event.get("response_id", ""))
-            if response_id:
-                self._playing.discard(response_id)
-            else:  # no id: whatever was playing has stopped
-                self._played.update(self._playing)
-                self._playing.clear()
-            self._played.add(response_id)
-        elif kind == "input_audio_buffer.dtmf_event_received":
-            self._keypad(str(event.get("event", ""))[:8])
+    def on_event(self, event: ObserverEvent) -> None:
+        if isinstance(event, Playback) and event.state == "progress":
+            # GPT-Live output audio, ~50 frames a second: a timestamp, no wake-up (`_say` polls).
+            self._audio_at = time.monotonic()
+            return
+        if isinstance(event, ToolCall):
+            self._call_requested(event)
+        elif isinstance(event, ResponseStarted):
+            self._created.append(event.response_id)
+            self._active.add(event.response_id)
+        elif isinstance(event, ResponseDone):
+            self._active.discard(event.response_id)
+            self._done.add(event.response_id)
+            self._maybe_continue(event.response_id)
+        elif isinstance(event, Playback):
+            self._on_playback(event.state, event.response_id)
+        elif isinstance(event, Keypad):
+            self._keypad(event.digit)
         else:
             return
         self._notify()
+
+    def _on_playback(self, state: str, response_id: str) -> None:
+        if state == "started":
+            self._playing.add(response_id)
+            return
+        if response_id:  # stopped or cleared
+            self._playing.discard(response_id)
+        else:  # no id: whatever was playing has stopped
+            self._played.update(self._playing)
+            self._playing.clear()
+        self._played.add(response_id)
 
     def on_closed(self) -> None:
         self._closed = True
@@ -196,17 +201,13 @@ class ToolCalls:
 
     # ----------------------------------------------------------------- tool calls
 
-    def _call_requested(self, source: dict[str, Any], response_id: object) -> None:
-        tool_call_id, name = source.get("call_id"), source.get("name")
-        if source.get("type", "function_call") != "function_call":
-            return
-        if not isinstance(tool_call_id, str) or not isinstance(name, str) or tool_call_id in self._seen:
-            return  # already handled by this observer: the same call arrives in three events
-        self._seen.add(tool_call_id)
-        rid = response_id if isinstance(response_id, str) else ""
+    def _call_requested(self, call: ToolCall) -> None:
+        if call.call_id in self._seen:
+            return  # already handled by this observer: Realtime repeats a call in three events
+        self._seen.add(call.call_id)
+        rid = call.response_id
         self._pending[rid] = self._pending.get(rid, 0) + 1
-        arguments = source.get("arguments")
-        self._spawn(self._handle(tool_call_id, name, arguments if isinstance(arguments, str) else "{}", rid))
+        self._spawn(self._handle(call.call_id, call.name, call.arguments, rid))
 
     async def _handle(self, tool_call_id: str, name: str, arguments: str, response_id: str) -> None:
         fields = {"call_id": self.call_id, "tool": name, "tool_call_id": tool_call_id}
@@ -238,7 +239,7 @@ class ToolCalls:
             run = asyncio.create_task(run_tool(self.tools, name, arguments, time_limit=self.knobs.time_limit))
             if self.knobs.filler_after > 0:
                 await asyncio.wait({run}, timeout=self.knobs.filler_after)
-                if not run.done():
+                if not run.done() and not self.live:  # Live acknowledges a delegation itself
                     logger.info("tool is slow: asking for a filler line", extra=fields)
                     self._spawn(self._speak_only(FILLER))
             result = await run
@@ -280,8 +281,7 @@ class ToolCalls:
         return False
 
     async def _output(self, tool_call_id: str, output: str) -> None:
-        item = {"type": "function_call_output", "call_id": tool_call_id, "output": output}
-        await self._send({"type": "conversation.item.create", "item": item})
+        await self._send(self.adapter.tool_output(tool_call_id, output))
 
     def _maybe_continue(self, response_id: str) -> None:
         """Every tool of a finished response is answered: let the model speak on (or act), once."""
@@ -361,22 +361,37 @@ class ToolCalls:
         await self._speak(instructions)
 
     async def _speak(self, instructions: str | None) -> str | None:
-        """`response.create` once no response is live; returns the id of the response it started."""
+        """Realtime: `response.create` once no response is live; returns the id of the response it
+        started. GPT-Live: an instruction to the session, or the continue after tool outputs."""
+        if self.live:
+            if instructions is None:
+                await self._send(self.adapter.continue_after_tools())
+            else:
+                for event in self.adapter.instruct(instructions):
+                    await self._send(event)
+            return None
         async with self._speak_lock:
             await self._until(lambda: not self._active, self.knobs.speech_cap)
             before = len(self._created)
-            event: dict[str, Any] = {"type": "response.create"}
-            if instructions is not None:
-                event["response"] = {"instructions": instructions}
-            await self._send(event)
+            await self._send(
+                self.adapter.instruct(instructions)[0]
+                if instructions is not None
+                else self.adapter.continue_after_tools()
+            )
             # Hold the lock until it has started, so the next speaker waits behind it.
             if await self._until(lambda: len(self._created) > before, RESPONSE_START_WAIT):
                 return self._created[before]
             return None
 
     async def _say(self, instructions: str) -> None:
-        """Speak and wait until it has played: `.stopped`, else `response.done` + margin; capped."""
+        """Speak and wait until it has played: `.stopped`, else `response.done` + margin; capped.
+        GPT-Live: until its reflected audio has begun and then been quiet for `quiet_gap`."""
         deadline = time.monotonic() + self.knobs.speech_cap
+        if self.live:
+            asked_at = time.monotonic()
+            await self._speak(instructions)
+            await self._quiet_after(asked_at, deadline)
+            return
         spoken = await self._speak(instructions)
         if spoken is not None:
             await self._until(lambda: spoken in self._done, deadline - time.monotonic())
@@ -386,6 +401,14 @@ class ToolCalls:
             await self._until(lambda: spoken in self._playing or spoken in self._played, margin)
         if spoken in self._playing:
             await self._until(lambda: spoken not in self._playing, deadline - time.monotonic())
+
+    async def _quiet_after(self, asked_at: float, deadline: float) -> None:
+        """Polled, not woken per frame: output audio after `asked_at`, then `quiet_gap` without any."""
+        while not self._closed and (now := time.monotonic()) < deadline:
+            heard = self._audio_at > asked_at
+            if heard and now - self._audio_at >= self.knobs.quiet_gap:
+                return
+            await asyncio.sleep(min(QUIET_POLL_SECONDS, deadline - now))
 
     async def _until(self, predicate: Callable[[], bool], seconds: float) -> bool:
         """Wait until `predicate()` holds, the socket closes, or `seconds` pass; returns predicate()."""

@@ -1,47 +1,66 @@
 """The observer worker: holds the sideband WebSocket of one call for as long as the call lives.
 
-It makes the model speak first (`response.create` shortly after the socket opens), writes one
-structured log line per server event except the noisy `*.delta` streams, logs every finished
-transcript whole, and ends when the call ends or when the call id is unknown.
+One implementation for both voice APIs: the call id says which (`rtc_...` Realtime, `live_...`
+GPT-Live), and the API's adapter (shared/voice_api) turns its server events into typed ones and
+builds what is sent back. The observer makes the model speak first (Realtime `response.create`,
+Live `session.instructions.append`, shortly after the socket opens), writes one structured log line
+per server event except the noisy `*.delta` streams and the reflected audio (never JSON-parsed),
+logs every finished Realtime transcript whole, and ends when the call ends (Live: `session.closed`,
+whose reason becomes the outcome) or when the call id is unknown.
 
-Exactly one observer per call: it takes the call's lease (shared/store.py) before connecting, so a
+Exactly one observer per call: it takes the call's lease (shared/store) before connecting, so a
 duplicate event or request never opens a second sideband nor greets twice. Calls longer than one
 invocation: shortly before the Lambda deadline it hands the lease to a successor invocation (async
 invoke with the call's start time and generation + 1) and reads on until that one has taken over.
 At the call limit (`MAX_CALL_SECONDS`) it asks the model to wrap up, then hangs up.
+A GPT-Live attach replays the last 3 s of events with their original ids: each event id is acted on
+once (`SeenEvents`), a lost Live socket is re-attached, and an observer that is not the call's first
+acts on nothing until its replay has passed (a marker command's answer; observer_session.py).
 Server-side tools (the model's function calls, `end_call`, `transfer_call`, keypad presses) are run
-by `observer_tools.ToolCalls`, fed the events it acts on (`TOOL_EVENTS`) as the reader parses them.
-The call's record (shared/records.py) is kept by `observer_records.Recorder`, fed `RECORD_EVENTS` and
-the answered tool calls; the end reason comes from the outcome (a handed-off generation writes none).
+by `observer_tools.ToolCalls`; the call's record is kept by `observer_records.Recorder`; hang-up,
+transfer and hand-off belong to `observer_session.CallSession`. The end reason comes from the outcome
+(a handed-off generation writes none).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import websockets
+from observer_session import CallSession, Lease, handoff_token
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from observer_records import SESSION_EVENTS, Recorder
+from observer_records import Recorder
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
-from shared import deps, limits, metrics, tls
-from shared.errors import ServiceError, UpstreamError
+from shared import deps, limits, metrics
+from shared.errors import ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
 from shared.tools import select_tools
-from shared.upstream import call_api, is_call_id, make_headers
+from shared.upstream import call_api, is_call_id
+from shared.voice_api import (
+    ADAPTERS,
+    Closed,
+    Keypad,
+    ObserverEvent,
+    TokenUsage,
+    ToolCall,
+    Transcript,
+    adapter_for_call,
+)
+from shared.voice_api.base import json_event
+
+__all__ = ["CallSession", "ObserveResult", "Timing", "handoff_token", "observe", "run_worker"]
 
 # Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
 TRANSCRIPT_EVENTS = {
@@ -51,8 +70,6 @@ TRANSCRIPT_EVENTS = {
     "response.text.done": ("assistant", "text"),
     "conversation.item.input_audio_transcription.completed": ("caller", "transcript"),
 }
-# What the call's record is fed (shared/records.py): transcripts, usage, the session's model.
-RECORD_EVENTS = frozenset({*TRANSCRIPT_EVENTS, "response.done", *SESSION_EVENTS})
 
 Outcome = Literal[
     "closed",
@@ -64,20 +81,38 @@ Outcome = Literal[
     "model_ended",  # the model called end_call
     "transferred",  # transfer_call: the REFER took the call away
     "transfer_failed",  # transfer_call: refused, or the call stayed; the caller was told, then hung up
+    "session_error",  # GPT-Live ended the session itself: `content` (safety) or `connection_lost`
 ]
-ENDED_OUTCOMES = ("closed", "max_duration", "not_found", "model_ended", "transferred", "transfer_failed")
-HANGUP_GRACE_SECONDS = 5.0  # after /hangup, read the last events until the socket closes
-HANDOFF_POLL_SECONDS = 0.2
-# Sent once, `wrap_up_seconds` before the call limit (the caller hears the model say goodbye).
-WRAP_UP = {
-    "type": "response.create",
-    "response": {
-        "instructions": (
-            "The call is about to end because it reached its time limit. In one or two short "
-            "sentences, tell the caller the time is up, thank them, and say goodbye."
-        )
-    },
+ENDED_OUTCOMES = (
+    "closed",
+    "max_duration",
+    "not_found",
+    "model_ended",
+    "transferred",
+    "transfer_failed",
+    "session_error",
+)
+# GPT-Live `session.closed.reason` -> the outcome, unless the observer already knows better (its own
+# hang-up at the limit, end_call, a transfer: `close_requested` is whoever asked).
+CLOSED_OUTCOMES: dict[str, Outcome] = {
+    "remote_hangup": "closed",
+    "close_requested": "closed",
+    "expired": "max_duration",
+    "content": "session_error",
+    "connection_lost": "session_error",
 }
+HANGUP_GRACE_SECONDS = 5.0  # after /hangup, read the last events until the socket closes
+REATTACH_ATTEMPTS = 3  # GPT-Live: a socket lost without `session.closed` is attached again
+REATTACH_PAUSE_SECONDS = 0.3
+REPLAY_MARK_WAIT_SECONDS = 2.0  # the replay marker's answer, at most: then act on events anyway
+# Sent once, `wrap_up_seconds` before the call limit (the caller hears the model say goodbye).
+WRAP_UP_TEXT = (
+    "The call is about to end because it reached its time limit. In one or two short "
+    "sentences, tell the caller the time is up, thank them, and say goodbye."
+)
+WRAP_UP = ADAPTERS["realtime"].instruct(WRAP_UP_TEXT)[0]
+# What a replay may not make an observer that is not the call's first act on again.
+REPLAYED_ACTIONS = (ToolCall, Keypad, Transcript, TokenUsage)
 Connect = Callable[..., Any]
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # ObserveRequest.minutes_day
 
@@ -86,6 +121,26 @@ DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # ObserveRequest.minutes_day
 class ObserveResult:
     outcome: Outcome
     events: int = 0
+    closed_reason: str | None = None  # GPT-Live `session.closed`
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When `observe` greets, wraps up, hangs up and hands off.
+
+    `call_deadline` (unix s): wrap up `wrap_up_lead` s before, then hang up. `time_budget`: seconds
+    this invocation may read, then hand off. `wrap_up_after` (unix s): a successor sends the wrap-up
+    only if it falls due after its predecessor handed off; earlier ones were the predecessor's.
+    `first`: the call's first observer (greets; a replay holds nothing anyone acted on)."""
+
+    time_budget: float
+    greeting_delay: float = 0.25
+    greet: bool = True
+    greeting: str = ""
+    first: bool = True
+    call_deadline: float | None = None
+    wrap_up_lead: float = 20.0
+    wrap_up_after: float | None = None
 
 
 def is_logged(event_type: str) -> bool:
@@ -114,41 +169,19 @@ def log_event(call_id: str, event: dict[str, Any]) -> None:
         mcp = {"server_label": item.get("server_label"), "tool": item.get("name"), "error": item.get("error")}
         logger.info("mcp event", extra={**fields, "item_type": item.get("type"), **mcp})
         return
+    if event_type == "session.closed":
+        fields.update(reason=event.get("reason"), usage=event.get("usage"))
     logger.info("sideband event", extra=fields)
 
 
 async def observe(
-    request: ObserveRequest,
-    *,
-    url: str,
-    api_key: str,
-    greeting_delay: float,
-    time_budget: float,
-    greet: bool = True,
-    greeting: str = "",
-    call_deadline: float | None = None,
-    wrap_up_lead: float = 20.0,
-    wrap_up_after: float | None = None,
-    hangup: Callable[[], Awaitable[None]] | None = None,
-    hand_off: Callable[[], Awaitable[bool]] | None = None,
-    on_open: Callable[[], None] | None = None,
-    tool_calls: ToolCalls | None = None,
-    recorder: Recorder | None = None,
-    connect: Connect = websockets.connect,
+    call: CallSession, timing: Timing, *, connect: Connect = websockets.connect
 ) -> ObserveResult:
-    """Watch one call until it ends, reaches `call_deadline` (unix s: wrap up, then `hangup`), or
-    `time_budget` seconds pass (then `hand_off` to a successor, reading on until it has taken over).
-
-    `wrap_up_after` (unix s): a successor sends the wrap-up only if it falls due after its
-    predecessor handed off; earlier ones were the predecessor's to send."""
-    call_id = request.call_id
+    """Watch one call until it ends, reaches `timing.call_deadline` (wrap up, then hang up), or
+    `timing.time_budget` seconds pass (then hand off to a successor, reading on until it has taken over)."""
+    call_id = call.call_id
     try:
-        # No permessage-deflate: inflating every small event costs the observer more CPU (and a zlib
-        # context's memory) than the bytes it saves on a loopback-to-region socket.
-        tls_context = {"ssl": tls.client_context()} if url.startswith("wss://") else {}
-        websocket: ClientConnection = await connect(
-            url, additional_headers=make_headers(api_key), compression=None, **tls_context
-        )
+        websocket = await call.connect(connect)
     except InvalidStatus as exc:
         status = exc.response.status_code
         # 404: the call id is unknown or the call already ended. Terminal: never retried.
@@ -157,125 +190,187 @@ async def observe(
         return ObserveResult(outcome)
 
     result = ObserveResult("closed")
-    logger.info("sideband open", extra={"call_id": call_id, "source": request.source, "greet": greet})
-    if on_open is not None:
-        on_open()
-    if tool_calls is not None:
-        tool_calls.attach(lambda event: websocket.send(json.dumps(event)))
-    if recorder is not None:
-        recorder.start()
-    reader = asyncio.create_task(_read(websocket, call_id, result, tool_calls, recorder))
-    opening = asyncio.create_task(_greet(websocket, greeting_delay, greeting)) if greet else None
-    start = time.monotonic()
-    timers: list[tuple[float, str]] = [(start + time_budget, "budget")]
-    if call_deadline is not None:
-        hang_at = start + (call_deadline - time.time())
-        timers.append((hang_at, "hangup"))
-        wrap_due = call_deadline - wrap_up_lead
-        if wrap_up_lead > 0 and (wrap_up_after is None or wrap_due >= wrap_up_after):
-            timers.append((max(start, hang_at - wrap_up_lead), "wrap_up"))
-    try:
-        for at, kind in sorted(timers):
-            await asyncio.wait({reader}, timeout=max(0.0, at - time.monotonic()))
-            if reader.done():
-                break  # the call ended
-            if kind == "wrap_up":
-                logger.info("call limit near: asking the model to wrap up", extra={"call_id": call_id})
-                with contextlib.suppress(ConnectionClosed):
-                    await websocket.send(json.dumps(WRAP_UP))
-            elif kind == "hangup":
-                result.outcome = "max_duration"
-                logger.info("call limit reached: hanging up", extra={"call_id": call_id})
-                if hangup is not None:
-                    await hangup()
-                await asyncio.wait({reader}, timeout=HANGUP_GRACE_SECONDS)
-                break
-            else:
-                result.outcome = "deadline"
-                logger.info("observer time running out", extra={"call_id": call_id})
-                # The reader keeps logging events while the successor starts up.
-                if hand_off is not None and await hand_off():
-                    result.outcome = "handed_off"
-                break
-    finally:
-        if opening is not None:
-            opening.cancel()
-        if tool_calls is not None:
-            await tool_calls.close()  # tools in flight answer first, also at a hand-off
-            if tool_calls.outcome is not None and result.outcome == "closed":
-                result.outcome = tool_calls.outcome
-        reader.cancel()
-        if recorder is not None:
-            await recorder.stop()  # the rest and the end: `Recorder.finish`, once the outcome is final
-        await websocket.close()
     logger.info(
-        "sideband closed", extra={"call_id": call_id, "outcome": result.outcome, "events": result.events}
+        "sideband open",
+        extra={
+            "call_id": call_id,
+            "source": call.request.source,
+            "greet": timing.greet,
+            "api": call.adapter.name,
+        },
+    )
+    if call.recorder is not None:
+        call.recorder.start(opened=call.live)  # a Live attach proves the session: no "started" may come
+    tasks = [asyncio.create_task(_read_call(call, websocket, result, connect))]
+    if call.live and not timing.first:
+        await call.mark_replay()
+        tasks.append(asyncio.create_task(_end_replay_wait(call)))
+    else:
+        call.attached()
+    reader = tasks[0]
+    if timing.greet:
+        tasks.append(asyncio.create_task(_greet(call, timing)))
+    try:
+        await _run_timers(call, timing, reader, result)
+    finally:
+        for task in tasks[1:]:
+            task.cancel()
+        if call.tool_calls is not None:
+            await call.tool_calls.close()  # tools in flight answer first, also at a hand-off
+            if call.tool_calls.outcome is not None and result.outcome == "closed":
+                result.outcome = call.tool_calls.outcome
+        reader.cancel()
+        if call.recorder is not None:
+            await call.recorder.stop()  # the rest and the end: `Recorder.finish`, once the outcome is final
+        if call.websocket is not None:
+            await call.websocket.close()
+    logger.info(
+        "sideband closed",
+        extra={
+            "call_id": call_id,
+            "outcome": result.outcome,
+            "events": result.events,
+            "closed_reason": result.closed_reason,
+        },
     )
     return result
 
 
-# Deltas (audio and transcript chunks) are most of a call's events and are only counted, never
-# logged: their type is read from the frame's head instead of parsing the whole JSON (19.1 -> 16.9 ms
-# of CPU per 1,000 events, `make bench` measure 5). Any other head, or an event_id/type order this does not
-# expect, falls back to the full parse. A delta frame broken after its head is counted, not warned.
-_DELTA_HEAD = re.compile(r'\{\s*(?:"event_id"\s*:\s*"[^"\\]*"\s*,\s*)?"type"\s*:\s*"[a-z0-9_.]+\.delta"')
-
-
-async def _read(
-    websocket: ClientConnection,
-    call_id: str,
-    result: ObserveResult,
-    tool_calls: ToolCalls | None = None,
-    recorder: Recorder | None = None,
+async def _run_timers(
+    call: CallSession, timing: Timing, reader: asyncio.Task[None], result: ObserveResult
 ) -> None:
+    start = time.monotonic()
+    timers: list[tuple[float, str]] = [(start + timing.time_budget, "budget")]
+    if timing.call_deadline is not None:
+        hang_at = start + (timing.call_deadline - time.time())
+        timers.append((hang_at, "hangup"))
+        wrap_due = timing.call_deadline - timing.wrap_up_lead
+        if timing.wrap_up_lead > 0 and (timing.wrap_up_after is None or wrap_due >= timing.wrap_up_after):
+            timers.append((max(start, hang_at - timing.wrap_up_lead), "wrap_up"))
+    for at, kind in sorted(timers):
+        await asyncio.wait({reader}, timeout=max(0.0, at - time.monotonic()))
+        if reader.done():
+            _closed_outcome(result)
+            return  # the call ended
+        if kind == "wrap_up":
+            logger.info("call limit near: asking the model to wrap up", extra={"call_id": call.call_id})
+            await call.send_all(call.adapter.instruct(WRAP_UP_TEXT))
+        elif kind == "hangup":
+            result.outcome = "max_duration"
+            logger.info("call limit reached: hanging up", extra={"call_id": call.call_id})
+            await call.hangup()
+            await asyncio.wait({reader}, timeout=HANGUP_GRACE_SECONDS)
+            return
+        else:
+            result.outcome = "deadline"
+            logger.info("observer time running out", extra={"call_id": call.call_id})
+            # The reader keeps logging events while the successor starts up.
+            if await call.hand_off():
+                result.outcome = "handed_off"
+            return
+
+
+def _closed_outcome(result: ObserveResult) -> None:
+    """A GPT-Live session's own end reason, where the observer did not end it itself."""
+    if result.closed_reason is not None and result.outcome == "closed":
+        result.outcome = CLOSED_OUTCOMES.get(result.closed_reason, "closed")
+
+
+async def _read_call(
+    call: CallSession, websocket: ClientConnection, result: ObserveResult, connect: Connect
+) -> None:
+    """Read the sideband until the call ends; a GPT-Live socket lost before `session.closed` is
+    attached again (its replay is deduplicated by event id)."""
+    try:
+        attempts = 0
+        while True:
+            await _read(call, websocket, result)
+            if result.closed_reason is not None or not call.live:
+                return
+            while True:
+                attempts += 1
+                if attempts > REATTACH_ATTEMPTS:
+                    return
+                await asyncio.sleep(REATTACH_PAUSE_SECONDS)
+                logger.info("sideband lost: attaching again", extra={"call_id": call.call_id})
+                try:
+                    websocket = await call.connect(connect)
+                    break
+                except InvalidStatus as exc:
+                    if exc.response.status_code == 404:  # the session is over
+                        return
+                except OSError:
+                    continue
+    finally:
+        if call.tool_calls is not None:
+            call.tool_calls.on_closed()
+
+
+async def _read(call: CallSession, websocket: ClientConnection, result: ObserveResult) -> None:
+    """One socket's events: deltas and reflected audio read from their frame's ends, the rest parsed
+    once, logged, and handed (as typed events) to the tools and the recorder."""
+    parser, call_id = call.parser, call.call_id
     try:
         async for message in websocket:
-            if isinstance(message, str) and _DELTA_HEAD.match(message):
+            quick = parser.quick(message)
+            if quick is not None:  # most of a call's frames: never JSON-parsed, never logged
                 result.events += 1
+                if quick:
+                    _dispatch(call, quick, result)
                 continue
-            event = _parse(message)
+            event = json_event(message)
             if event is None:
                 logger.warning("sideband frame is not a JSON event", extra={"call_id": call_id})
                 continue
             result.events += 1
-            event_type: str = event["type"]  # _parse: always a str
+            event_id = event.get("event_id")
+            if isinstance(event_id, str) and not call.seen.first(event_id):
+                continue  # replayed after a re-attach: acted on already
+            event_type: str = event["type"]
             if is_logged(event_type):
                 log_event(call_id, event)
-            # Most events are no tool's business: a set lookup, not a call into ToolCalls, for them.
-            if tool_calls is not None and event_type in TOOL_EVENTS:
-                try:
-                    tool_calls.on_event(event)
-                except Exception:  # a tool-handling bug must not stop the observation of the call
-                    logger.exception("tool event handling failed", extra={"call_id": call_id})
-            if recorder is not None and event_type in RECORD_EVENTS:
-                try:
-                    recorder.on_event(event)
-                except Exception:  # nor may a recording bug
-                    logger.exception("record event handling failed", extra={"call_id": call_id})
+            typed = parser.on_event(event)
+            if call.replay_marker is not None:
+                if call.replay_ended_by(event):
+                    call.attached()
+                else:  # a predecessor acted on these (it reads until this observer has attached)
+                    typed = tuple(e for e in typed if not isinstance(e, REPLAYED_ACTIONS))
+            if typed:
+                _dispatch(call, typed, result)
     except ConnectionClosed:
         pass  # calls often end without a close frame: that is a normal end
-    finally:
-        if tool_calls is not None:
-            tool_calls.on_closed()
 
 
-async def _greet(websocket: ClientConnection, delay: float, greeting: str = "") -> None:
+def _dispatch(call: CallSession, events: tuple[ObserverEvent, ...], result: ObserveResult) -> None:
+    tool_calls, recorder = call.tool_calls, call.recorder
+    for event in events:
+        if isinstance(event, Closed):
+            result.closed_reason = event.reason
+        if tool_calls is not None and isinstance(event, TOOL_EVENTS):
+            try:
+                tool_calls.on_event(event)
+            except Exception:  # a tool-handling bug must not stop the observation of the call
+                logger.exception("tool event handling failed", extra={"call_id": call.call_id})
+        if recorder is not None:
+            try:
+                recorder.on_event(event)
+            except Exception:  # nor may a recording bug
+                logger.exception("record event handling failed", extra={"call_id": call.call_id})
+
+
+async def _end_replay_wait(call: CallSession) -> None:
+    """The replay marker's answer may never come (an `error` without its id): act on events anyway."""
+    await asyncio.sleep(REPLAY_MARK_WAIT_SECONDS)
+    if call.replay_marker is not None:
+        logger.warning("replay marker not answered: acting on events now", extra={"call_id": call.call_id})
+        call.attached()
+
+
+async def _greet(call: CallSession, timing: Timing) -> None:
     """Make the model speak first, a moment after the socket opens (as hello-realtime does); a
-    profile's `greeting` is that first response's instructions."""
-    event: dict[str, Any] = {"type": "response.create"}
-    if greeting:
-        event["response"] = {"instructions": greeting}
-    await asyncio.sleep(delay)
-    with contextlib.suppress(ConnectionClosed):
-        await websocket.send(json.dumps(event))
-
-
-def _parse(message: str | bytes) -> dict[str, Any] | None:
-    try:
-        event = json.loads(message)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+    profile's `greeting` is what it opens with. Live: an instruction to the session, once."""
+    await asyncio.sleep(timing.greeting_delay)
+    await call.send_all(call.adapter.greeting(timing.greeting))
 
 
 def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
@@ -285,7 +380,7 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
     if (
         not isinstance(call_id, str)
         or not is_call_id(call_id)
-        or source not in ("webrtc", "sip", "api")
+        or source not in ("webrtc", "sip", "api", "outbound")
         or not isinstance(generation, int)
         or isinstance(generation, bool)
         or not 0 <= generation < 1000
@@ -379,60 +474,41 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     started_at = request.call_started_at or request.requested_at
     # The granted length (the daily minutes budget may have shortened it), else MAX_CALL_SECONDS.
     limit = request.max_seconds if request.max_seconds is not None else settings.max_call_seconds
-    client = deps.openai_client()
-
-    async def hangup() -> None:
-        for attempt in (1, 2):  # one retry: an unended call would run on unobserved
-            try:
-                await client.hangup_call(call_id)
-                return
-            except UpstreamError as exc:
-                logger.warning("hangup failed", extra={"call_id": call_id, "reason": exc.reason})
-                if exc.upstream_status == 404 or attempt == 2:  # 404: already over, which is the goal
-                    return
-                await asyncio.sleep(0.5)
-
+    adapter = adapter_for_call(call_id) or ADAPTERS["realtime"]
     recorder = _recorder(request, agent.settings)  # the profile's model prices the call
-
-    async def hand_off() -> bool:
-        if recorder is not None:
-            await recorder.flush()  # the successor appends after what this one has so far
-        return await _hand_off(request, owner, store, started_at, settings)
-
-    async def refer(target_uri: str) -> None:
-        await client.refer_call(call_id, target_uri)
-
     tool_calls = ToolCalls(
         call_id,
         owner,
         tools=tools,
         store=store,
-        control=CallControl(hangup=hangup, refer=refer),
+        control=CallControl(hangup=_unset, refer=_unset_refer),  # the session's, set below
         knobs=ToolKnobs.from_settings(agent.settings),
         on_answered=recorder.on_tool_call if recorder is not None else None,
+        adapter=adapter,
     )
-
-    time_budget = max(1.0, remaining - settings.observer_stop_margin_seconds)
-    result = asyncio.run(
-        observe(
-            request,
-            url=f"{settings.sideband_base}/realtime?call_id={call_id}",
-            api_key=api_key,
-            greeting_delay=settings.observer_greeting_delay_ms / 1000,
-            greeting=agent.greeting,
-            time_budget=time_budget,
-            # Only the call's first observer greets: a successor or a retry must not repeat it.
-            greet=request.generation == 0 and lease.fresh,
-            call_deadline=started_at + limit if limit > 0 else None,
-            wrap_up_lead=settings.wrap_up_seconds,
-            wrap_up_after=request.requested_at if request.generation > 0 else None,
-            hangup=hangup,
-            hand_off=hand_off,
-            on_open=lambda: store.mark_attached(call_id, owner),
-            tool_calls=tool_calls,
-            recorder=recorder,
-        )
+    call = CallSession(
+        request,
+        url=adapter.sideband_url(settings.sideband_base, call_id),
+        api_key=api_key,
+        client=deps.openai_client(),
+        lease=Lease(store, owner, settings),
+        tool_calls=tool_calls,
+        recorder=recorder,
+        adapter=adapter,
     )
+    tool_calls.control = CallControl(hangup=call.hangup, refer=call.refer)
+    first = request.generation == 0 and lease.fresh
+    timing = Timing(
+        time_budget=max(1.0, remaining - settings.observer_stop_margin_seconds),
+        greeting_delay=settings.observer_greeting_delay_ms / 1000,
+        greeting=agent.greeting,
+        greet=first,  # only the call's first observer greets: a successor or a retry must not repeat it
+        first=first,
+        call_deadline=started_at + limit if limit > 0 else None,
+        wrap_up_lead=settings.wrap_up_seconds,
+        wrap_up_after=request.requested_at if request.generation > 0 else None,
+    )
+    result = asyncio.run(observe(call, timing))
     if recorder is not None:
         recorder.finish(result.outcome)
     if result.outcome in ENDED_OUTCOMES:
@@ -444,6 +520,14 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     return {"call_id": call_id, "outcome": result.outcome, "events": result.events}
 
 
+async def _unset() -> None:
+    raise AssertionError("call control not set")
+
+
+async def _unset_refer(target_uri: str) -> None:
+    raise AssertionError("call control not set")
+
+
 def _recorder(request: ObserveRequest, settings: Settings) -> Recorder | None:
     """The call's recorder; without a usable records store the call goes on unrecorded."""
     try:
@@ -452,54 +536,15 @@ def _recorder(request: ObserveRequest, settings: Settings) -> Recorder | None:
         logger.error("call records unavailable", extra={"call_id": request.call_id, "reason": exc.reason})
         metrics.emit(metrics.RECORD_WRITE_FAILURES)
         return None
+    live = request.call_id.startswith("live_")
     return Recorder(
         store,
         request,
-        model=settings.realtime_model,
+        model=settings.live_model if live else settings.realtime_model,
+        backend_model=settings.live_backend_model if live else "",
         retention_days=settings.record_retention_days,
         flush_seconds=settings.record_flush_seconds,
-        transcripts=TRANSCRIPT_EVENTS,
     )
-
-
-def handoff_token(generation: int) -> str:
-    """The lease owner while a call waits for its observer of this generation to claim it."""
-    return f"handoff:{generation}"
-
-
-async def _hand_off(
-    request: ObserveRequest, owner: str, store: CallStore, started_at: float, settings: Settings
-) -> bool:
-    """Start the successor and hand it the lease; True once it has claimed the lease."""
-    # Everything but the generation and the request time carries over (agent, numbers, granted length).
-    successor = dataclasses.replace(
-        request, requested_at=time.time(), call_started_at=started_at, generation=request.generation + 1
-    )
-    token = handoff_token(successor.generation)
-    # Hand over first, so the successor finds the lease waiting for it however fast it starts.
-    if not store.hand_over(
-        request.call_id, owner, token, until=time.time() + settings.observer_handoff_seconds
-    ):
-        logger.error("lease lost before hand-off", extra={"call_id": request.call_id})
-        return False
-    try:
-        deps.observer_launcher().launch(successor)
-    except Exception:
-        logger.exception("successor launch failed", extra={"call_id": request.call_id})
-        # Take the lease back from the token no successor will claim, so it can be released.
-        store.hand_over(request.call_id, token, owner, until=time.time() + settings.observer_handoff_seconds)
-        return False
-    logger.info("successor started", extra={"call_id": request.call_id, "successor": successor.generation})
-    # Read on (the reader task runs meanwhile) until the successor's own sideband is open.
-    wait_until = time.monotonic() + max(0.5, settings.observer_stop_margin_seconds / 2)
-    while time.monotonic() < wait_until:
-        if store.attached_owner(request.call_id) not in (None, token, owner):
-            metrics.emit(metrics.OBSERVER_HANDOFFS, api=call_api(request.call_id))
-            logger.info("successor took over", extra={"call_id": request.call_id})
-            return True
-        await asyncio.sleep(HANDOFF_POLL_SECONDS)
-    logger.error("successor did not take over in time", extra={"call_id": request.call_id})
-    return False
 
 
 def _finish(

@@ -1,7 +1,8 @@
 """Call records: one per call (who, when, how it ended, what was said, which tools ran, tokens used).
 
 The observer writes them (functions/observer: a recorder batches the call's turns, tool calls and
-`response.done` usage and flushes every RECORD_FLUSH_SECONDS, before a hand-off and at the end); the
+usage (Realtime `response.done` tokens; GPT-Live billed seconds and backend tokens) and flushes
+every RECORD_FLUSH_SECONDS, before a hand-off and at the end); the
 operator API reads them (functions/calls). Writes only ever add: every flush is one update that sets
 the call's metadata if it is not there yet (`if_not_exists`), appends turns and tool calls
 (`list_append`) and adds usage counters (`ADD`), so a hand-off successor appends to its predecessor's
@@ -12,8 +13,9 @@ the TTL (`expires_at`); 0 keeps no turn text, tool arguments or tool results, an
 METADATA_RETENTION_DAYS. An item stays under DynamoDB's 400 KB: texts are cut to MAX_TEXT_CHARS, and
 once a record holds MAX_STORED_BYTES of turns and tool calls, later ones are dropped (`truncated`).
 
-Three modules: model.py (what a record is, and how its parts are stored), pricing.py (token prices and
-the cost estimate), store.py (the memory and DynamoDB stores: `RecordsTable`, key `call_id`).
+Three modules: model.py (what a record is, and how its parts are stored), pricing.py (token and
+per-minute prices, the cost estimate), store.py (the memory and DynamoDB stores: `RecordsTable`, key
+`call_id`).
 """
 
 from shared.records.model import (
@@ -22,6 +24,7 @@ from shared.records.model import (
     MAX_STORED_BYTES,
     MAX_TEXT_CHARS,
     METADATA_RETENTION_DAYS,
+    SECONDS_FIELD,
     USAGE_FIELDS,
     CallMeta,
     CallPage,
@@ -36,13 +39,14 @@ from shared.records.model import (
     ToolCallEntry,
     Turn,
     Usage,
+    VoiceApiName,
     expires_at,
     iso,
     tool_call,
     turn,
     usage_of,
 )
-from shared.records.pricing import DEFAULT_TOKEN_PRICES, estimate_cost, merged_prices
+from shared.records.pricing import DEFAULT_MINUTE_PRICES, DEFAULT_TOKEN_PRICES, estimate_cost, merged_prices
 from shared.records.store import (
     INDEX_NAME,
     KIND,
@@ -59,6 +63,7 @@ from shared.records.store import (
 
 __all__ = [
     "DAY_SECONDS",
+    "DEFAULT_MINUTE_PRICES",
     "DEFAULT_TOKEN_PRICES",
     "INDEX_NAME",
     "KIND",
@@ -67,6 +72,7 @@ __all__ = [
     "MAX_STORED_BYTES",
     "MAX_TEXT_CHARS",
     "METADATA_RETENTION_DAYS",
+    "SECONDS_FIELD",
     "SUMMARY_ATTRIBUTES",
     "USAGE_FIELDS",
     "CallMeta",
@@ -87,6 +93,7 @@ __all__ = [
     "ToolCallEntry",
     "Turn",
     "Usage",
+    "VoiceApiName",
     "decode_cursor",
     "encode_cursor",
     "estimate_cost",

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 RecordSource = Literal["sip", "webrtc", "outbound"]  # outbound: a call this stack placed
+VoiceApiName = Literal["realtime", "live"]  # from the call id: `rtc_...` Realtime, `live_...` GPT-Live
 EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error"]
 Role = Literal["caller", "assistant"]
 # Who placed the call: a caller (inbound SIP, the browser) or the stack (POST /calls, outbound SIP).
@@ -36,7 +37,8 @@ MAX_TEXT_CHARS = 4_000  # one turn's text, one tool call's arguments or result
 MAX_STORED_BYTES = 300_000
 MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
 
-USAGE_FIELDS = (
+# A Realtime call's tokens: what the listing index carries (shared/records/store.py SUMMARY_ATTRIBUTES).
+TOKEN_FIELDS = (
     "input_text_tokens",
     "input_audio_tokens",
     "input_cached_text_tokens",
@@ -45,6 +47,15 @@ USAGE_FIELDS = (
     "output_audio_tokens",
     "responses",
 )
+USAGE_FIELDS = (
+    *TOKEN_FIELDS,
+    # GPT-Live: its Responses backend's tokens (the voice model is billed by time, `seconds`).
+    "backend_input_tokens",
+    "backend_cached_input_tokens",
+    "backend_output_tokens",
+)
+# GPT-Live billing time (stored as `usage_seconds`), cumulative: set outright by each write, never added.
+SECONDS_FIELD = "usage_seconds"
 
 
 # ----------------------------------------------------------------------------- the JSON served
@@ -73,23 +84,30 @@ class Usage(BaseModel):
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
     responses: int = 0
+    backend_input_tokens: int = 0
+    backend_cached_input_tokens: int = 0
+    backend_output_tokens: int = 0
+    seconds: float = 0.0  # GPT-Live: billed session seconds (final from `session.closed`)
 
 
 class CallSummary(BaseModel):
     """A record without its turns and tool calls (what `GET /calls` lists)."""
 
     call_id: str
+    api: VoiceApiName
     source: RecordSource
     direction: Direction = "inbound"
     caller: str
     dialed: str
     agent: str
+    model: str
+    backend_model: str | None  # GPT-Live: the Responses model tools are delegated to
     started_at: str
     ended_at: str | None
     duration_seconds: float | None
     end_reason: EndReason | None  # None while the call is live
     usage: Usage
-    cost_usd: float | None  # None: no price known for the call's model
+    cost_usd: float | None  # None: no price known for the call's model (Live: nor its backend's)
     expires_at: str
 
 
@@ -120,6 +138,7 @@ class CallMeta:
     agent: str
     model: str
     started_at: float  # unix s
+    backend_model: str = ""  # GPT-Live: the Responses backend (its tokens are priced by it)
 
     @property
     def direction(self) -> Direction:
@@ -133,13 +152,21 @@ class RecordBatch:
     turns: list[dict[str, Any]] = field(default_factory=list)  # {"role", "text", "at": unix s}
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments", ..., "at"}
     usage: dict[str, int] = field(default_factory=dict)
+    seconds: float | None = None  # GPT-Live billed seconds so far (cumulative: replaces the stored)
     ended_at: float | None = None
     end_reason: EndReason | None = None
     recording: RecordingState | None = None  # set once, at call end (shared/recordings.py)
     recording_error: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.turns or self.tool_calls or self.usage or self.end_reason or self.recording)
+        return bool(
+            self.turns
+            or self.tool_calls
+            or self.usage
+            or self.end_reason
+            or self.recording
+            or self.seconds is not None
+        )
 
     def stored_bytes(self) -> int:
         texts = [t["text"] for t in self.turns] + [

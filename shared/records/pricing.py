@@ -1,8 +1,11 @@
-"""What a call cost: USD per 1M tokens by model and token kind, and the estimate for a record's usage."""
+"""What a call cost: USD per 1M tokens by model and token kind (Realtime; a GPT-Live backend), USD per
+minute for GPT-Live's voice models, and the estimate for a record's usage."""
 
 from __future__ import annotations
 
-from shared.records.model import USAGE_FIELDS, Usage
+from collections.abc import Iterable
+
+from shared.records.model import Usage
 
 # USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
 # gpt-realtime-2.1, .../gpt-realtime-2.1-mini, read 2026-12-06; .../gpt-realtime and .../gpt-realtime-mini,
@@ -44,15 +47,50 @@ DEFAULT_TOKEN_PRICES: dict[str, dict[str, float]] = {
 }
 
 
-def estimate_cost(model: str, usage: Usage, prices: dict[str, dict[str, float]]) -> float | None:
-    """USD for `usage` at `prices[model]` (per 1M tokens); None when the model has no prices."""
+# USD per active minute of a GPT-Live session, billed per second (developers.openai.com/api/docs/
+# models/gpt-live-1 and .../gpt-live-1.1, read 2026-12: check current pricing). gpt-live-1.1's standby
+# rate ($0.02/min, WebRTC with `wake_policy`) does not apply: no session here is started with one.
+# Responses backend tokens are billed apart, at the backend model's token prices (TOKEN_PRICES; none
+# are built in).
+DEFAULT_MINUTE_PRICES: dict[str, float] = {"gpt-live-1": 0.05, "gpt-live-1.1": 0.05}
+REALTIME_TOKEN_KINDS = (
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_cached_text_tokens",
+    "input_cached_audio_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+)
+# A backend's Responses tokens are text tokens: priced at its text prices.
+BACKEND_TOKEN_KINDS = {
+    "backend_input_tokens": "input_text_tokens",
+    "backend_cached_input_tokens": "input_cached_text_tokens",
+    "backend_output_tokens": "output_text_tokens",
+}
+
+
+def estimate_cost(
+    model: str, usage: Usage, prices: dict[str, dict[str, float]], backend_model: str = ""
+) -> float | None:
+    """USD for `usage`: Realtime tokens at `prices[model]` (per 1M tokens); GPT-Live seconds at
+    DEFAULT_MINUTE_PRICES[model] plus backend tokens at `prices[backend_model]`. A part without a
+    known price adds nothing; None when no part has one."""
+    per_minute = DEFAULT_MINUTE_PRICES.get(model)
+    if per_minute is not None:
+        total = usage.seconds * per_minute / 60
+        backend = prices.get(backend_model) if backend_model else None
+        if backend is not None:
+            total += _tokens(usage, backend, BACKEND_TOKEN_KINDS.items()) / 1_000_000
+        return round(total, 6)
     table = prices.get(model)
     if table is None:
         return None
-    total: float = sum(
-        getattr(usage, kind) * table.get(kind, 0.0) for kind in USAGE_FIELDS if kind != "responses"
-    )
-    return round(total / 1_000_000, 6)
+    return round(_tokens(usage, table, ((kind, kind) for kind in REALTIME_TOKEN_KINDS)) / 1_000_000, 6)
+
+
+def _tokens(usage: Usage, table: dict[str, float], kinds: Iterable[tuple[str, str]]) -> float:
+    """USD x 1M for the token counts of `kinds` (usage field, price kind)."""
+    return float(sum(getattr(usage, field) * table.get(kind, 0.0) for field, kind in kinds))
 
 
 def merged_prices(overrides: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

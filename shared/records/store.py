@@ -22,6 +22,8 @@ from shared.errors import ClientError, ServiceError
 from shared.log import logger
 from shared.records.model import (
     MAX_STORED_BYTES,
+    SECONDS_FIELD,
+    TOKEN_FIELDS,
     USAGE_FIELDS,
     CallMeta,
     CallPage,
@@ -36,12 +38,24 @@ from shared.records.model import (
     iso,
 )
 from shared.records.pricing import estimate_cost, merged_prices
-from shared.upstream import is_call_id
+from shared.upstream import call_api, is_call_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 INDEX_NAME = "by_start"
+# Set by a record's first write (if not there yet): a successor's copy never replaces them.
+META_FIELDS = (
+    "kind",
+    "source",
+    "caller",
+    "dialed",
+    "agent",
+    "model",
+    "backend_model",
+    "started_at",
+    "expires_at",
+)
 KIND = "call"
 MAX_CURSOR_CHARS = 1_024
 # What the listing index carries besides its keys (summaries only: no turn text in the index).
@@ -54,8 +68,9 @@ SUMMARY_ATTRIBUTES = (
     "ended_at",
     "end_reason",
     "expires_at",
-    *USAGE_FIELDS,
-)
+    *TOKEN_FIELDS,
+)  # As deployed stacks have it: DynamoDB cannot change an index's projection in place, so a GPT-Live
+# call's seconds and backend tokens (and so its cost) are in `GET /calls/{id}`, not in the listing.
 
 
 class RecordsUnavailable(ServiceError):
@@ -106,6 +121,8 @@ class MemoryRecordStore:
                 item["truncated"] = True
             for kind, count in batch.usage.items():
                 item[kind] = item.get(kind, 0) + count
+            if batch.seconds is not None:
+                item[SECONDS_FIELD] = batch.seconds
             if batch.end_reason is not None:
                 item.update(ended_at=batch.ended_at, end_reason=batch.end_reason)
             if batch.recording is not None:
@@ -161,6 +178,7 @@ class DynamoRecordStore:
             # The record is full: keep the usage and the end, mark it truncated.
             short = RecordBatch(
                 usage=batch.usage,
+                seconds=batch.seconds,
                 ended_at=batch.ended_at,
                 end_reason=batch.end_reason,
                 recording=batch.recording,
@@ -181,16 +199,7 @@ class DynamoRecordStore:
         sets = []
         if first:  # the metadata: the first write of any generation wins, a later one never resets it
             item = _new_item(meta, self.policy.retention_days)
-            for name in (
-                "kind",
-                "source",
-                "caller",
-                "dialed",
-                "agent",
-                "model",
-                "started_at",
-                "expires_at",
-            ):
+            for name in META_FIELDS:
                 names[f"#{name}"] = name
                 values[f":{name}"] = item[name]
                 sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
@@ -213,6 +222,9 @@ class DynamoRecordStore:
         elif first:
             sets.append("turns = if_not_exists(turns, :empty)")
             sets.append("tool_calls = if_not_exists(tool_calls, :empty)")
+        if batch.seconds is not None:  # cumulative: set, never added
+            values[":seconds"] = batch.seconds
+            sets.append(f"{SECONDS_FIELD} = :seconds")
         if truncated:
             values[":true"] = True
             sets.append("truncated = :true")
@@ -332,6 +344,7 @@ def _new_item(meta: CallMeta, retention_days: int) -> dict[str, Any]:
         "dialed": meta.dialed,
         "agent": meta.agent,
         "model": meta.model,
+        "backend_model": meta.backend_model,
         "started_at": round(meta.started_at, 3),
         "expires_at": expires_at(meta.started_at, retention_days),
         "turns": [],
@@ -341,22 +354,32 @@ def _new_item(meta: CallMeta, retention_days: int) -> dict[str, Any]:
 
 
 def _summary_fields(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> dict[str, Any]:
-    usage = Usage(**{kind: int(item.get(kind) or 0) for kind in USAGE_FIELDS})
+    usage = Usage(
+        **{kind: int(item.get(kind) or 0) for kind in USAGE_FIELDS},
+        seconds=float(item.get(SECONDS_FIELD) or 0),
+    )
     started = float(item["started_at"])
     ended = float(item["ended_at"]) if item.get("ended_at") is not None else None
+    model, backend_model = str(item.get("model", "")), str(item.get("backend_model") or "")
+    api = call_api(item["call_id"])
+    # A GPT-Live call's seconds are not in the listing index (SUMMARY_ATTRIBUTES): no guess at its cost.
+    priced = api == "realtime" or SECONDS_FIELD in item
     return {
         "call_id": item["call_id"],
+        "api": api,
         "source": item.get("source", "webrtc"),
         "direction": direction_of(str(item.get("source", "webrtc"))),
         "caller": item.get("caller", ""),
         "dialed": item.get("dialed", ""),
         "agent": item.get("agent", "default"),
+        "model": model,
+        "backend_model": backend_model or None,
         "started_at": iso(started),
         "ended_at": iso(ended) if ended is not None else None,
         "duration_seconds": round(max(0.0, ended - started), 1) if ended is not None else None,
         "end_reason": item.get("end_reason"),
         "usage": usage,
-        "cost_usd": estimate_cost(str(item.get("model", "")), usage, prices),
+        "cost_usd": estimate_cost(model, usage, prices, backend_model) if priced else None,
         "expires_at": iso(float(item["expires_at"])),
     }
 

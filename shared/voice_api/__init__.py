@@ -32,6 +32,7 @@ from shared.voice_api.live import LiveAdapter
 from shared.voice_api.realtime import RealtimeAdapter
 
 ADAPTERS: dict[VoiceApi, VoiceApiAdapter] = {"realtime": RealtimeAdapter(), "live": LiveAdapter()}
+# A call of either API (`rtc_...` or `live_...`: shared/upstream.py CALL_ID_PATTERN, LIVE_SESSION_ID_PATTERN).
 
 
 def adapter_for(api: VoiceApi) -> VoiceApiAdapter:

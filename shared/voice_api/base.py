@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from shared.settings import VoiceApi
@@ -57,6 +57,9 @@ class Transcript:
     speaker: Speaker
     text: str
     final: bool
+    # Live: session ms of the words (approximate); not part of equality, tests compare the words.
+    start_ms: int | None = field(default=None, compare=False)
+    end_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,15 @@ class EventParser(Protocol):
         and for a frame that is not a JSON event)."""
         ...
 
+    def quick(self, message: str | bytes) -> tuple[ObserverEvent, ...] | None:
+        """The events of a frame read without a JSON parse (deltas, reflected audio), else None: then
+        parse it (`json_event`) and hand the event to `on_event`. `parse` is these two steps."""
+        ...
+
+    def on_event(self, event: dict[str, Any]) -> tuple[ObserverEvent, ...]:
+        """The observer events of one parsed server event (`json_event`: `type` is a str)."""
+        ...
+
 
 class VoiceApiAdapter(Protocol):
     """How the observer talks to one API: where to attach, how to control the call, what its events
@@ -191,6 +203,10 @@ class VoiceApiAdapter(Protocol):
 
     def keypad(self, digit: str) -> ClientEvent:
         """Send a keypad tone (SIP); ValueError on an API without it (`can_send_keypad`)."""
+        ...
+
+    def close(self) -> ClientEvent | None:
+        """End the session over the sideband (Live `session.close`); None where only hangup does."""
         ...
 
 

@@ -75,21 +75,32 @@ class LiveParser:
     def parse(self, message: str | bytes) -> tuple[ObserverEvent, ...]:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        if len(message) > SMALL_FRAME:
-            audio = reflected_audio(message)
-            if audio is not None:
-                return audio
+        quick = self.quick(message)
+        if quick is not None:
+            return quick
         event = json_event(message)
         return NO_EVENTS if event is None else self.on_event(event)
+
+    def quick(self, message: str | bytes) -> tuple[ObserverEvent, ...] | None:
+        if isinstance(message, bytes) or len(message) <= SMALL_FRAME:
+            return None  # bytes: rare, parsed outright
+        return reflected_audio(message)
 
     def on_event(self, event: dict[str, Any]) -> tuple[ObserverEvent, ...]:
         kind: str = event["type"]
         if kind in TRANSCRIPTS:
             delta = event.get("delta")
+            if not isinstance(delta, str) or not delta:
+                return NO_EVENTS
+            start, end = event.get("start_ms"), event.get("end_ms")
             return (
-                (Transcript(TRANSCRIPTS[kind], delta, final=False),)
-                if isinstance(delta, str) and delta
-                else NO_EVENTS
+                Transcript(
+                    TRANSCRIPTS[kind],
+                    delta,
+                    final=False,
+                    start_ms=start if isinstance(start, int) else None,
+                    end_ms=end if isinstance(end, int) else None,
+                ),
             )
         if kind == "response.event":
             return self._backend(as_dict(event.get("event")), event.get("delegation_id"))

@@ -52,11 +52,16 @@ class RealtimeParser:
     """Stateless: every event stands on its own."""
 
     def parse(self, message: str | bytes) -> tuple[ObserverEvent, ...]:
-        if isinstance(message, str) and _DELTA_HEAD.match(message):
-            return NO_EVENTS
+        quick = self.quick(message)
+        if quick is not None:
+            return quick
         event = json_event(message)
-        if event is None:
-            return NO_EVENTS
+        return NO_EVENTS if event is None else self.on_event(event)
+
+    def quick(self, message: str | bytes) -> tuple[ObserverEvent, ...] | None:
+        return NO_EVENTS if isinstance(message, str) and _DELTA_HEAD.match(message) else None
+
+    def on_event(self, event: dict[str, Any]) -> tuple[ObserverEvent, ...]:
         kind: str = event["type"]
         if kind in TRANSCRIPTS:
             speaker, key = TRANSCRIPTS[kind]
@@ -79,8 +84,8 @@ class RealtimeParser:
         if kind == "input_audio_buffer.dtmf_event_received":
             return (Keypad(as_text(event.get("event"))[:8]),)
         if kind in ("session.created", "session.updated"):
-            model = as_dict(event.get("session")).get("model")
-            return (SessionInfo(model[:64]),) if isinstance(model, str) and model else NO_EVENTS
+            # The session is up even when the event names no model (the recorder's cue to write).
+            return (SessionInfo(as_text(as_dict(event.get("session")).get("model"))[:64]),)
         if kind == "error":
             error = as_dict(event.get("error"))
             return (ApiError(as_text(error.get("code")), as_text(error.get("message"))),)
@@ -139,6 +144,9 @@ class RealtimeAdapter(AdapterBase):
 
     def keypad(self, digit: str) -> ClientEvent:
         raise ValueError("the Realtime API cannot send keypad tones")
+
+    def close(self) -> ClientEvent | None:
+        return None  # hangup ends SIP and WebRTC calls alike
 
 
 def _response_create(instructions: str | None) -> ClientEvent:
