@@ -35,6 +35,9 @@ def live_script(fake: FakeOpenAI, *extra: dict[str, Any] | float) -> None:
     fake.live.script_waits_for_sideband = False
     fake.live.speed = 3.0  # speech paced three times faster than real time
     fake.live.greeting_text = ""
+    # The observer answers the script's tool calls on the sideband; the script's own speech stands for the
+    # model's answer, so the fake says nothing more after the tool's output.
+    fake.live.tool_answer_text = ""
     fake.live.script = [
         0.3,
         *live_assistant_speech(ASSISTANT_TEXT),
