@@ -6,6 +6,7 @@ call refunds its minutes and frees its slot; a call ringing past the ring limit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -216,3 +217,13 @@ def test_press_keys_is_opt_in_and_live_sip_only() -> None:
     for bad in ("", "12x", "E", "1" * 33):
         with pytest.raises(ValueError, match="keys"):
             arguments.model_validate({"keys": bad})
+
+
+def test_the_metadata_reaches_the_observer_and_its_successors() -> None:
+    event = {"call_id": "live_abc123", "source": "outbound", "metadata": {"ticket": "T-1", "n": 5}}
+    request = observer_worker._parse_request(event)
+    assert request is not None
+    assert request.metadata == {"ticket": "T-1"}  # strings only, as POST /calls takes them
+    successor = observer_worker._parse_request(dataclasses.replace(request, generation=1).to_event())
+    assert successor is not None
+    assert (successor.metadata, successor.generation) == ({"ticket": "T-1"}, 1)
