@@ -185,7 +185,11 @@ def live_session(
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
         chosen = select_tools(
-            settings.tool_names, transfer_target=settings.transfer_target, known=registry, channel=channel
+            settings.tool_names,
+            transfer_target=settings.transfer_target,
+            known=registry,
+            channel=channel,
+            api="live",
         )
         tools = [tool.schema() for tool in chosen.values()]
     if settings.mcp_servers and channel is not None:

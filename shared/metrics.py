@@ -36,6 +36,8 @@ CALLS_LIMITED = "CallsRefusedByLimit"  # dimension limit: client_hourly | daily_
 DAILY_MINUTES_USED = "DailyMinutesUsed"  # the stack's minutes counter for the UTC day, after each change
 RECORD_WRITE_FAILURES = "RecordWriteFailures"  # call-record writes that failed (the call goes on)
 RECORDING_COPY_FAILURES = "RecordingCopyFailures"  # a call's recording not copied to the bucket
+OUTBOUND_CALLS = "OutboundCalls"  # a placed call's line: dimensions outcome answered|failed|no_answer, api
+RING_SECONDS = "RingSeconds"  # seconds an outbound call rang before it was answered, dimension api
 # Verified webhooks acted on by nobody here: dimension reason event_type (not an incoming call), or
 # other_api (a call whose profile uses the other API, whose own webhook accepts it) with api.
 WEBHOOKS_IGNORED = "WebhooksIgnored"

@@ -75,7 +75,11 @@ def make_session(
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
         chosen = select_tools(
-            settings.tool_names, transfer_target=settings.transfer_target, known=registry, channel=channel
+            settings.tool_names,
+            transfer_target=settings.transfer_target,
+            known=registry,
+            channel=channel,
+            api="realtime",
         )
         tools += [tool.schema() for tool in chosen.values()]
     if channel is not None:

@@ -4,7 +4,9 @@ A tool is an `async def` whose one parameter is a pydantic model (its arguments)
 tells the model what it does; it returns a string, or anything JSON-serialisable, for the model to
 read. Users add tools in `shared/my_tools.py` and name them in `TOOLS` (or a profile's `tools`). The
 built-ins here (`end_call`, `transfer_call`) are always offered and return a `CallAction`: the observer
-carries it out (functions/observer).
+carries it out (functions/observer). `press_keys` (GPT-Live phone calls only: Realtime cannot send
+tones) is offered only where a profile names it; it returns `KeyPresses`, which the observer sends
+as one `transport.dtmf.send` per key.
 
 `run_tool` never raises: bad arguments, unknown names, exceptions and timeouts become an error
 output the model reads (`{"error": "..."}`), so a tool can neither crash nor hang a call.
@@ -21,14 +23,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import ServiceError, redact
 from shared.log import logger
+from shared.settings import VoiceApi
 
 Channel = Literal["sip", "webrtc", "browser"]
 ActionName = Literal["end_call", "transfer_call"]
 MAX_OUTPUT_CHARS = 16_000  # what the model reads of one output; also bounds the call store record
+MAX_KEYS = 32  # press_keys: one menu choice or an account number, not a tone concert
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,21 @@ class CallAction:
 
 
 @dataclass(frozen=True)
+class KeyPresses:
+    """Returned by `press_keys`: keypad tones the observer sends on the call's line, in order."""
+
+    keys: str
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
     arguments: type[BaseModel]
     function: Callable[[Any], Awaitable[object]]
     channels: frozenset[Channel] = frozenset(("sip", "webrtc"))
+    apis: frozenset[VoiceApi] = frozenset(("realtime", "live"))
+    opt_in: bool = False  # a built-in offered only where `TOOLS` (or a profile's `tools`) names it
 
     def schema(self) -> dict[str, Any]:
         """The session's `tools` entry (GA function tool)."""
@@ -61,6 +74,7 @@ class ToolResult:
     output: str  # the function_call_output string
     ok: bool
     action: ActionName | None = None
+    keys: str = ""  # press_keys: the tones to send before the output
 
 
 class NoArguments(BaseModel):
@@ -118,10 +132,27 @@ async def transfer_call(args: NoArguments) -> CallAction:
     return CallAction("transfer_call")
 
 
+class KeysArguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: str = Field(
+        pattern=f"^[0-9*#A-D]{{1,{MAX_KEYS}}}$",
+        description="The keys to press, in order: digits 0-9, * , # and A-D, e.g. '1' or '4711#'.",
+    )
+
+
+async def press_keys(args: KeysArguments) -> KeyPresses:
+    """Press keys on the phone keypad (DTMF tones), e.g. to choose an option in a phone menu or enter
+    a number the other side asks for. Press only what the menu or the person asked for."""
+    return KeyPresses(args.keys)
+
+
 BUILT_INS = (
     tool_from_function(end_call),
     # SIP only: a WebRTC session has no phone line to refer.
     tool_from_function(transfer_call, channels=frozenset(("sip",))),
+    # GPT-Live SIP only (Realtime has no outgoing tones); only where a profile asks for it.
+    tool_from_function(press_keys, channels=frozenset(("sip",)), apis=frozenset(("live",)), opt_in=True),
 )
 
 
@@ -145,20 +176,23 @@ def select_tools(
     transfer_target: str,
     known: dict[str, Tool] | None = None,
     channel: Channel | None = None,
+    api: VoiceApi | None = None,
 ) -> dict[str, Tool]:
-    """The built-ins (`end_call`; `transfer_call` when `TRANSFER_TARGET` is set) and the tools named in
-    `TOOLS` out of `known` (default: `available_tools()`; unknown names are a misconfiguration); with
-    `channel`, only the tools offered on it. Naming a built-in is allowed and changes nothing. The
-    session and the observer both choose here, so the model is offered exactly the tools the observer
-    runs."""
+    """The built-ins (`end_call`; `transfer_call` when `TRANSFER_TARGET` is set; `press_keys` only when
+    named) and the tools named in `TOOLS` out of `known` (default: `available_tools()`; unknown names
+    are a misconfiguration); with `channel` and `api`, only the tools offered there. Naming a
+    built-in is allowed and changes nothing. The session and the observer both choose here, so the
+    model is offered exactly the tools the observer runs."""
     known = available_tools() if known is None else known
     chosen: dict[str, Tool] = {}
-    for name in (*(tool.name for tool in BUILT_INS), *names):
+    for name in (*(tool.name for tool in BUILT_INS if not tool.opt_in), *names):
         if name not in known:
             raise ServiceError(f"Server misconfigured: TOOLS names an unknown tool {name[:40]!r}")
         if name == "transfer_call" and not transfer_target:
             continue
         if channel is not None and channel not in known[name].channels:
+            continue
+        if api is not None and api not in known[name].apis:
             continue
         chosen[name] = known[name]
     return chosen
@@ -197,6 +231,8 @@ async def run_tool(tools: dict[str, Tool], name: str, arguments: str, *, time_li
     logger.debug("tool ran", extra={"tool": name, "ms": round((time.perf_counter() - started) * 1000, 2)})
     if isinstance(value, CallAction):
         return ToolResult(json.dumps({"ok": True}), ok=True, action=value.name)
+    if isinstance(value, KeyPresses):
+        return ToolResult(json.dumps({"pressed": value.keys}), ok=True, keys=value.keys)
     return ToolResult(_as_output(value), ok=True)
 
 

@@ -241,7 +241,7 @@ def test_the_routes_answer_the_documented_json(env: pytest.MonkeyPatch) -> None:
     )
     assert one["statusCode"] == 200
     record = response_json(one)
-    assert set(record) == SUMMARY_KEYS | {"turns", "tool_calls", "recording", "recording_error"}
+    assert set(record) == SUMMARY_KEYS | {"turns", "tool_calls", "progress", "recording", "recording_error"}
     assert (record["direction"], record["recording"]) == ("inbound", None)
     assert (record["end_reason"], record["duration_seconds"], record["caller"]) == (
         "model_ended",

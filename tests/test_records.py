@@ -197,6 +197,21 @@ def test_a_successor_appends_and_never_resets_the_record(make_store: Any) -> Non
     assert record.cost_usd == pytest.approx(15 * 64 / 1e6)  # priced as gpt-realtime, the first model
 
 
+def test_an_outbound_call_s_progress_is_appended_in_order(make_store: Any) -> None:
+    store = make_store()
+    placed = meta(source="outbound")
+    store.write(placed, RecordBatch(progress=[{"event": "ringing", "at": 1_800_000_001.0}]))
+    failed = {"event": "failed", "at": 1_800_000_009.0, "code": "busy"}
+    store.write(placed, RecordBatch(progress=[failed], ended_at=1_800_000_009.0, end_reason="call_failed"))
+    record = store.get_call("rtc_rec0001")
+    assert record is not None
+    assert [(p.event, p.at, p.code) for p in record.progress] == [
+        ("ringing", "2027-01-15T08:00:01Z", None),
+        ("failed", "2027-01-15T08:00:09Z", "busy"),
+    ]
+    assert (record.direction, record.end_reason) == ("outbound", "call_failed")
+
+
 def test_retention_zero_stores_no_text_and_keeps_metadata_30_days(make_store: Any) -> None:
     store = make_store(retention_days=0)
     store.write(

@@ -22,7 +22,7 @@ from shared import metrics
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.records import CallMeta, EndReason, RecordBatch, RecordStore, Role, tool_call, turn
-from shared.voice_api import ObserverEvent, SessionInfo, SessionUsage, TokenUsage, Transcript
+from shared.voice_api import CallProgress, ObserverEvent, SessionInfo, SessionUsage, TokenUsage, Transcript
 
 # The observer's outcome -> the record's end reason (None: this generation writes no end).
 END_REASONS: dict[str, EndReason] = {
@@ -34,6 +34,8 @@ END_REASONS: dict[str, EndReason] = {
     "refused": "error",
     "transfer_failed": "error",
     "session_error": "error",
+    "call_failed": "call_failed",  # an outbound call was never answered (busy, no answer, ...)
+    "no_answer": "call_failed",  # ... or rang past OpenAI's 3 minutes: the observer hung up
 }
 # A finished turn is written this long after the previous write at the earliest: an operator watching a
 # live call sees each turn within about a second, and a burst of events still costs one write.
@@ -101,6 +103,10 @@ class Recorder:
         elif isinstance(event, TokenUsage):
             for name, count in event.counts.items():
                 self._pending.usage[name] = self._pending.usage.get(name, 0) + count
+        elif isinstance(event, CallProgress):
+            entry = {"event": event.state, "at": time.time()}
+            self._pending.progress.append(entry if event.code is None else {**entry, "code": event.code})
+            self._wake.set()  # an operator watching the call sees it ring, answer or fail at once
         elif isinstance(event, SessionUsage):
             self._pending.seconds = event.seconds  # cumulative: the latest replaces the earlier
         elif isinstance(event, SessionInfo):
@@ -212,7 +218,7 @@ class Recorder:
 
     def _write(self, batch: RecordBatch) -> bool:
         try:
-            self.store.write(self._meta(), batch, first=not self._written)
+            self.store.write(self.meta(), batch, first=not self._written)
         except Exception as exc:  # the call goes on without its record
             logger.error(
                 "call record write failed",
@@ -234,16 +240,18 @@ class Recorder:
         self._retrying = True
         self._pending.turns[:0] = batch.turns
         self._pending.tool_calls[:0] = batch.tool_calls
+        self._pending.progress[:0] = batch.progress
         for name, count in batch.usage.items():
             self._pending.usage[name] = self._pending.usage.get(name, 0) + count
         if self._pending.seconds is None:
             self._pending.seconds = batch.seconds
 
-    def _meta(self) -> CallMeta:
+    def meta(self) -> CallMeta:
         request = self.request
         return CallMeta(
             call_id=request.call_id,
-            source="sip" if request.source == "sip" else "webrtc",  # "api": a browser's direct call
+            # "api": a browser's direct call; "outbound": placed by this stack (POST /calls)
+            source=request.source if request.source in ("sip", "outbound") else "webrtc",
             caller=request.caller,
             dialed=request.dialed,
             agent=request.agent,

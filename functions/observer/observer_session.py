@@ -15,6 +15,7 @@ import json
 import time
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,11 @@ class CallSession:
         # A GPT-Live observer that is not the call's first: the attach replays events a predecessor
         # already acted on. Until the answer to this marker command arrives, events are not acted on.
         self.replay_marker: str | None = None
+        # An outbound call's line (`transport.*`): the greeting waits for the answer.
+        self.answered = asyncio.Event()
+        self.ringing_at: float | None = None  # monotonic
+        self.failed = False
+        self._tasks: set[asyncio.Task[None]] = set()
         if tool_calls is not None:
             tool_calls.attach(self.send)
 
@@ -138,12 +144,18 @@ class CallSession:
         if self.lease is not None:
             self.lease.store.mark_attached(self.call_id, self.lease.owner)
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` beside the reader (kept referenced until done)."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # ----------------------------------------------------------------- ending, transferring
 
     async def hangup(self) -> None:
         """End the call: POST hangup (SIP, and any Realtime call), else `session.close` (Live WebRTC)."""
         close = self.adapter.close()
-        if close is not None and self.request.source != "sip":
+        if close is not None and self.request.source not in ("sip", "outbound"):
             await self.send(close)
             return
         if self.client is None:

@@ -243,6 +243,8 @@ class ToolCalls:
                     logger.info("tool is slow: asking for a filler line", extra=fields)
                     self._spawn(self._speak_only(FILLER))
             result = await run
+            for key in result.keys:  # press_keys: the tones go out before the model hears they did
+                await self._send(self.adapter.keypad(key))
             await self._output(tool_call_id, result.output)
             ms = round((time.perf_counter() - started) * 1000, 2)
             logger.info("tool call answered", extra={**fields, "ok": result.ok, "ms": ms})

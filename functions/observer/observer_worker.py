@@ -40,7 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from observer_records import Recorder
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
-from shared import deps, limits, metrics
+from shared import deps, limits, metrics, recordings
 from shared.errors import ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
@@ -50,6 +50,7 @@ from shared.tools import select_tools
 from shared.upstream import call_api, is_call_id
 from shared.voice_api import (
     ADAPTERS,
+    CallProgress,
     Closed,
     Keypad,
     ObserverEvent,
@@ -82,6 +83,8 @@ Outcome = Literal[
     "transferred",  # transfer_call: the REFER took the call away
     "transfer_failed",  # transfer_call: refused, or the call stayed; the caller was told, then hung up
     "session_error",  # GPT-Live ended the session itself: `content` (safety) or `connection_lost`
+    "call_failed",  # outbound: `transport.failed` (busy, declined, unreachable, ...)
+    "no_answer",  # outbound: still ringing at OpenAI's 3 min ringing limit: the observer hung up
 ]
 ENDED_OUTCOMES = (
     "closed",
@@ -91,6 +94,8 @@ ENDED_OUTCOMES = (
     "transferred",
     "transfer_failed",
     "session_error",
+    "call_failed",
+    "no_answer",
 )
 # GPT-Live `session.closed.reason` -> the outcome, unless the observer already knows better (its own
 # hang-up at the limit, end_call, a transfer: `close_requested` is whoever asked).
@@ -115,6 +120,9 @@ WRAP_UP = ADAPTERS["realtime"].instruct(WRAP_UP_TEXT)[0]
 REPLAYED_ACTIONS = (ToolCall, Keypad, Transcript, TokenUsage)
 Connect = Callable[..., Any]
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # ObserveRequest.minutes_day
+# An outbound call still ringing this long is hung up (OpenAI's own ringing limit is 3 min).
+RING_LIMIT_SECONDS = 180.0
+METADATA_ENTRIES, METADATA_CHARS = 16, 256  # ObserveRequest.metadata: a few short strings
 
 
 @dataclass
@@ -141,6 +149,7 @@ class Timing:
     call_deadline: float | None = None
     wrap_up_lead: float = 20.0
     wrap_up_after: float | None = None
+    ring_limit: float | None = None  # outbound: hang up a call not answered within this many s
 
 
 def is_logged(event_type: str) -> bool:
@@ -241,6 +250,8 @@ async def _run_timers(
 ) -> None:
     start = time.monotonic()
     timers: list[tuple[float, str]] = [(start + timing.time_budget, "budget")]
+    if timing.ring_limit is not None:
+        timers.append((start + timing.ring_limit, "ring_limit"))
     if timing.call_deadline is not None:
         hang_at = start + (timing.call_deadline - time.time())
         timers.append((hang_at, "hangup"))
@@ -252,6 +263,15 @@ async def _run_timers(
         if reader.done():
             _closed_outcome(result)
             return  # the call ended
+        if kind == "ring_limit":
+            if call.answered.is_set() or call.failed:
+                continue
+            result.outcome = "no_answer"
+            metrics.emit(metrics.OUTBOUND_CALLS, outcome="no_answer", api="live")
+            logger.info("outbound call not answered in time: hanging up", extra={"call_id": call.call_id})
+            await call.hangup()
+            await asyncio.wait({reader}, timeout=HANGUP_GRACE_SECONDS)
+            return
         if kind == "wrap_up":
             logger.info("call limit near: asking the model to wrap up", extra={"call_id": call.call_id})
             await call.send_all(call.adapter.instruct(WRAP_UP_TEXT))
@@ -346,6 +366,8 @@ def _dispatch(call: CallSession, events: tuple[ObserverEvent, ...], result: Obse
     for event in events:
         if isinstance(event, Closed):
             result.closed_reason = event.reason
+        elif isinstance(event, CallProgress):
+            _on_progress(call, event, result)
         if tool_calls is not None and isinstance(event, TOOL_EVENTS):
             try:
                 tool_calls.on_event(event)
@@ -356,6 +378,25 @@ def _dispatch(call: CallSession, events: tuple[ObserverEvent, ...], result: Obse
                 recorder.on_event(event)
             except Exception:  # nor may a recording bug
                 logger.exception("record event handling failed", extra={"call_id": call.call_id})
+
+
+def _on_progress(call: CallSession, event: CallProgress, result: ObserveResult) -> None:
+    """An outbound call's line: ringing starts the ring clock, answered lets the greeting go, failed
+    ends the call (the session may linger: it is hung up)."""
+    fields = {"call_id": call.call_id, "progress": event.state, "code": event.code}
+    logger.info("outbound call progress", extra=fields)
+    if event.state == "ringing":
+        call.ringing_at = call.ringing_at or time.monotonic()
+    elif event.state == "answered" and not call.answered.is_set():
+        call.answered.set()
+        metrics.emit(metrics.OUTBOUND_CALLS, outcome="answered", api="live")
+        if call.ringing_at is not None:
+            metrics.seconds(metrics.RING_SECONDS, time.monotonic() - call.ringing_at, api="live")
+    elif event.state == "failed" and not call.failed:
+        call.failed = True
+        result.outcome = "call_failed"
+        metrics.emit(metrics.OUTBOUND_CALLS, outcome="failed", api="live")
+        call.spawn(call.hangup())
 
 
 async def _end_replay_wait(call: CallSession) -> None:
@@ -369,6 +410,8 @@ async def _end_replay_wait(call: CallSession) -> None:
 async def _greet(call: CallSession, timing: Timing) -> None:
     """Make the model speak first, a moment after the socket opens (as hello-realtime does); a
     profile's `greeting` is what it opens with. Live: an instruction to the session, once."""
+    if call.request.source == "outbound":
+        await call.answered.wait()  # never greet a ringing phone
     await asyncio.sleep(timing.greeting_delay)
     await call.send_all(call.adapter.greeting(timing.greeting))
 
@@ -407,7 +450,16 @@ def _parse_request(event: dict[str, Any]) -> ObserveRequest | None:
         dialed=_text(event.get("dialed"), ""),
         max_seconds=max_seconds,
         minutes_day=minutes_day,
+        metadata=_metadata(event.get("metadata")),
     )
+
+
+def _metadata(value: object) -> dict[str, str] | None:
+    """An outbound call's operator metadata, as POST /calls checked it: a few short strings."""
+    if not isinstance(value, dict):
+        return None
+    pairs = [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)]
+    return {k[:METADATA_CHARS]: v[:METADATA_CHARS] for k, v in pairs[:METADATA_ENTRIES]} or None
 
 
 def _text(value: object, default: str) -> str:
@@ -446,7 +498,9 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
             agent.settings.tool_names,
             transfer_target=agent.settings.transfer_target,
             known=deps.tool_registry(),
-            channel="sip" if request.source == "sip" else "webrtc",  # only a SIP call can be referred
+            # only a phone call can be referred or press keys
+            channel="sip" if request.source in ("sip", "outbound") else "webrtc",
+            api=call_api(call_id),
         )
     except ServiceError as exc:
         logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
@@ -507,10 +561,13 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         call_deadline=started_at + limit if limit > 0 else None,
         wrap_up_lead=settings.wrap_up_seconds,
         wrap_up_after=request.requested_at if request.generation > 0 else None,
+        # Only the first observer of an outbound call hears it ring (a successor's call was answered).
+        ring_limit=RING_LIMIT_SECONDS if request.source == "outbound" and first else None,
     )
-    result = asyncio.run(observe(call, timing))
-    if recorder is not None:
-        recorder.finish(result.outcome)
+    if not first:
+        call.answered.set()
+    store_recording = agent.settings.live_store and call.live and recorder is not None
+    result = asyncio.run(_observe_call(call, timing, settings, store_recording=store_recording))
     if result.outcome in ENDED_OUTCOMES:
         _finish(request, owner, store, started_at, settings, result)
     elif result.outcome in ("refused", "deadline"):
@@ -518,6 +575,28 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         with contextlib.suppress(ServiceError):
             store.release_lease(call_id, owner)
     return {"call_id": call_id, "outcome": result.outcome, "events": result.events}
+
+
+async def _observe_call(
+    call: CallSession, timing: Timing, settings: Settings, *, store_recording: bool
+) -> ObserveResult:
+    """Observe the call, write its record's end, then (a `store: true` profile's call that was
+    answered and has ended) copy its recording into the stack's bucket: one event loop for all, so
+    the OpenAI client's connections stay usable."""
+    result = await observe(call, timing)
+    recorder = call.recorder
+    if recorder is None:
+        return result
+    recorder.finish(result.outcome)
+    answered = call.request.source != "outbound" or call.answered.is_set()
+    if store_recording and answered and result.outcome in ENDED_OUTCOMES and call.client is not None:
+        await recordings.copy_recording(
+            recorder.meta(),
+            client=call.client,
+            records=recorder.store,
+            bucket=settings.recordings_bucket_name,
+        )
+    return result
 
 
 async def _unset() -> None:
@@ -560,7 +639,7 @@ def _finish(
     deps.hard_stop().cancel(request.call_id)  # its hangup schedule is not needed any more
     try:
         store.end_lease(request.call_id, owner)
-        if request.source == "sip" and settings.max_concurrent_calls > 0:
+        if request.source in ("sip", "outbound") and settings.max_concurrent_calls > 0:
             store.release_slot(request.call_id)
     except ServiceError as exc:  # the lease lapses and the slot expires on their own
         logger.error("call store cleanup failed", extra={"call_id": request.call_id, "reason": exc.reason})

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 RecordSource = Literal["sip", "webrtc", "outbound"]  # outbound: a call this stack placed
 VoiceApiName = Literal["realtime", "live"]  # from the call id: `rtc_...` Realtime, `live_...` GPT-Live
-EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error"]
+# call_failed: an outbound call that was never answered (busy, no answer, rang too long)
+EndReason = Literal["caller_hung_up", "model_ended", "transferred", "max_length", "error", "call_failed"]
 Role = Literal["caller", "assistant"]
 # Who placed the call: a caller (inbound SIP, the browser) or the stack (POST /calls, outbound SIP).
 Direction = Literal["inbound", "outbound"]
@@ -67,6 +68,14 @@ class Turn(BaseModel):
     at: str
 
 
+class ProgressEntry(BaseModel):
+    """An outbound call's line: `ringing`, `answered`, `failed` (with its code: busy, no_answer, ...)."""
+
+    event: Literal["ringing", "answered", "failed"]
+    at: str
+    code: str | None = None
+
+
 class ToolCallEntry(BaseModel):
     name: str
     arguments: dict[str, Any] | None
@@ -114,6 +123,7 @@ class CallSummary(BaseModel):
 class CallRecord(CallSummary):
     turns: list[Turn]
     tool_calls: list[ToolCallEntry]
+    progress: list[ProgressEntry] = []  # an outbound call's ringing / answered / failed, in order
     # None: nothing was recorded (no `store: true`), or the copy is still to come at call end.
     recording: RecordingState | None = None
     recording_error: str | None = None  # why the copy failed (one line)
@@ -152,6 +162,7 @@ class RecordBatch:
     turns: list[dict[str, Any]] = field(default_factory=list)  # {"role", "text", "at": unix s}
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments", ..., "at"}
     usage: dict[str, int] = field(default_factory=dict)
+    progress: list[dict[str, Any]] = field(default_factory=list)  # {"event", "at": unix s, "code"?}
     seconds: float | None = None  # GPT-Live billed seconds so far (cumulative: replaces the stored)
     ended_at: float | None = None
     end_reason: EndReason | None = None
@@ -162,6 +173,7 @@ class RecordBatch:
         return bool(
             self.turns
             or self.tool_calls
+            or self.progress
             or self.usage
             or self.end_reason
             or self.recording

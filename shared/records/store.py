@@ -29,6 +29,7 @@ from shared.records.model import (
     CallPage,
     CallRecord,
     CallSummary,
+    ProgressEntry,
     RecordBatch,
     ToolCallEntry,
     Turn,
@@ -121,6 +122,7 @@ class MemoryRecordStore:
                 item["truncated"] = True
             for kind, count in batch.usage.items():
                 item[kind] = item.get(kind, 0) + count
+            item.setdefault("progress", []).extend(batch.progress)
             if batch.seconds is not None:
                 item[SECONDS_FIELD] = batch.seconds
             if batch.end_reason is not None:
@@ -178,6 +180,7 @@ class DynamoRecordStore:
             # The record is full: keep the usage and the end, mark it truncated.
             short = RecordBatch(
                 usage=batch.usage,
+                progress=batch.progress,
                 seconds=batch.seconds,
                 ended_at=batch.ended_at,
                 end_reason=batch.end_reason,
@@ -222,6 +225,9 @@ class DynamoRecordStore:
         elif first:
             sets.append("turns = if_not_exists(turns, :empty)")
             sets.append("tool_calls = if_not_exists(tool_calls, :empty)")
+        if batch.progress:  # a few small entries: outside the text budget
+            values[":empty"], values[":progress"] = [], batch.progress
+            sets.append("progress = list_append(if_not_exists(progress, :empty), :progress)")
         if batch.seconds is not None:  # cumulative: set, never added
             values[":seconds"] = batch.seconds
             sets.append(f"{SECONDS_FIELD} = :seconds")
@@ -398,6 +404,10 @@ def _record(item: dict[str, Any], prices: dict[str, dict[str, float]]) -> CallRe
         **_summary_fields(item, prices),
         turns=turns,
         tool_calls=tools,
+        progress=[
+            ProgressEntry(event=p["event"], at=iso(float(p["at"])), code=p.get("code"))
+            for p in item.get("progress") or []
+        ],
         recording=item.get("recording"),
         recording_error=item.get("recording_error"),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from shared.settings import VoiceApi
 from shared.voice_api.base import (
     ApiError,
+    CallProgress,
     ClientEvent,
     Closed,
     EventParser,
@@ -47,6 +48,7 @@ def adapter_for_call(call_id: str) -> VoiceApiAdapter | None:
 __all__ = [
     "ADAPTERS",
     "ApiError",
+    "CallProgress",
     "ClientEvent",
     "Closed",
     "EventParser",

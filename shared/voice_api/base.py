@@ -14,6 +14,7 @@ from shared.upstream import ControlAction
 
 Speaker = Literal["caller", "agent"]
 PlaybackState = Literal["started", "stopped", "cleared", "progress"]
+ProgressState = Literal["ringing", "answered", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,15 @@ class Keypad:
 
 
 @dataclass(frozen=True, slots=True)
+class CallProgress:
+    """An outbound SIP call's line (Live `transport.ringing|answered|failed`); `code` for a failure
+    (e.g. busy, no_answer)."""
+
+    state: ProgressState
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Playback:
     """Agent audio on the line. Realtime: `started` / `stopped` / `cleared` per response; Live has no
     playback events, only `progress` up to `end_ms` (session ms) from the reflected output audio."""
@@ -122,6 +132,7 @@ ObserverEvent = (
     | TokenUsage
     | SessionUsage
     | Keypad
+    | CallProgress
     | Playback
     | ApiError
     | Closed

@@ -23,6 +23,7 @@ from shared.voice_api.base import (
     NO_EVENTS,
     AdapterBase,
     ApiError,
+    CallProgress,
     ClientEvent,
     Closed,
     Keypad,
@@ -111,6 +112,11 @@ class LiveParser:
                 _usage(as_dict(event.get("usage")), final=True),
                 Closed(as_text(event.get("reason")) or "closed"),
             )
+        if kind in ("transport.ringing", "transport.answered"):
+            return (CallProgress("ringing" if kind == "transport.ringing" else "answered"),)
+        if kind == "transport.failed":
+            code = as_text(as_dict(event.get("error")).get("code"))[:64]
+            return (CallProgress("failed", code or "unknown"),)
         if kind == "transport.dtmf.received":
             return (Keypad(as_text(event.get("event"))[:8]),)
         if kind == "session.output_audio.delta":  # a reflected frame the fast path let through
