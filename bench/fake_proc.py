@@ -19,7 +19,7 @@ GPT-Live (tests/fake_live.py):
   tool `name` (20 ms apart, session time) once the observer attaches, then closes;
 - `live_talk <speed> <minutes> <id> ...`: each session is accepted now and, once attached, the model
   talks for `minutes` (reflected audio both ways all along), then the session closes;
-- `live_tool_times`: `[[call id, inner response.output_item.done sent at, response.item.create
+- `live_tool_times <id>`: `[[call id, inner response.output_item.done sent at, response.item.create
   received at], ...]`;
 - `live_audio <id>`: the reflected audio frames the session's sidebands were sent.
 """
@@ -121,7 +121,7 @@ def live_command(fake: FakeOpenAI, sent_at: dict[str, float], command: str, args
         _accept(fake, float(args[0]), session_ids, [*live_assistant_speech(words), live_session_closed()])
         return {}
     if command == "live_tool_times":
-        return live_tool_times(fake, sent_at)
+        return live_tool_times(fake, sent_at, args[0])
     if command == "live_audio":
         return sum(sideband.audio_frames for sideband in live.sidebands_of(args[0]))
     raise ValueError(command)
@@ -137,9 +137,9 @@ def _accept(fake: FakeOpenAI, speed: float, session_ids: list[str], script: list
         httpx.post(url, json=LIVE_ACCEPT, headers={"Authorization": f"Bearer {API_KEY}"}).raise_for_status()
 
 
-def live_tool_times(fake: FakeOpenAI, sent_at: dict[str, float]) -> list[list[object]]:
+def live_tool_times(fake: FakeOpenAI, sent_at: dict[str, float], session_id: str) -> list[list[object]]:
     times: list[list[object]] = []
-    for sideband in list(fake.live.sidebands):
+    for sideband in fake.live.sidebands_of(session_id):
         done = {}
         for event in list(sideband.server_events):
             inner = event.get("event") if event.get("type") == "response.event" else None

@@ -87,7 +87,7 @@ def tool_turnaround(fake: FakeProcess, runs: int) -> LiveToolTurnaround:
         event = load_event("observer_async")
         event.update(call_id=session_id, source="sip", requested_at=time.time(), call_started_at=time.time())
         observer_app.handler(event, Context())
-    times = [t for t in fake.command("live_tool_times") if t[0].startswith("call_live")]
+    times = fake.command(f"live_tool_times {session_id}")
     latencies = sorted((answered - sent) * 1000 for _, sent, answered in sorted(times)[WARMUP:])
     if len(latencies) != runs:
         raise RuntimeError(f"Live: {runs + WARMUP - len(times)} tool calls got no output")
@@ -169,3 +169,44 @@ def observer_cost(
         baseline_cpu_ms_per_minute=base["cpu"] * 1000 / minutes,
         audio_parses=int(report.get("audio_parses", 0)),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The GPT-Live rows alone (`python -m bench.live`): reuses earlier builds of the twin."""
+    import argparse
+
+    from bench import artifact
+    from bench.procs import OBSERVER_FUNCTION, clean_env, fake_openai, moto_server
+    from bench.run import dedupe_config
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--minutes", type=float, default=5.0, help="call-minutes streamed (measure 5)")
+    parser.add_argument("--webhooks", type=int, default=60)
+    parser.add_argument("--tools", type=int, default=100)
+    args = parser.parse_args(argv)
+    python = artifact.python313()
+    optimised, _ = artifact.build_all(python, reuse=True)
+    with moto_server() as moto_url, fake_openai([]) as fake:
+        launch = {"OBSERVER_LAUNCH": "lambda", "OBSERVER_FUNCTION_NAME": OBSERVER_FUNCTION}
+        launch["AWS_ENDPOINT_URL_LAMBDA"] = moto_url
+        webhook = webhook_to_accept(fake, moto_url, args.webhooks, dedupe_config(moto_url), launch)
+        tools = tool_turnaround(fake, args.tools)
+        openai = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": API_KEY}
+        env = clean_env(POWERTOOLS_SERVICE_NAME="bench", **openai)
+        cost = observer_cost(python, optimised, fake, env, args.minutes)
+    report = {
+        "webhook_to_accept_ms": round(webhook.median_ms, 2),
+        "tool_turnaround_ms": round(tools.median_ms, 2),
+        "observer_cpu_ms_per_minute": round(cost.cpu_ms_per_minute, 1),
+        "baseline_cpu_ms_per_minute": round(cost.baseline_cpu_ms_per_minute, 1),
+        "ratio": round(cost.ratio, 2),
+        "audio_frames": cost.audio_frames,
+        "audio_parses": cost.audio_parses,
+        "peak_rss_mb": round(cost.peak_rss_mb, 1),
+    }
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
