@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from bench.artifact import Build
 from bench.procs import FakeProcess
@@ -22,9 +22,19 @@ from tests.samples import load_event
 
 CHILD = r"""
 import json, os, sys, time
-task, layer, runtime, fd, call_id = sys.argv[1:6]
+task, layer, runtime, fd, call_id, count_audio_parses = sys.argv[1:7]
 sys.path[:0] = [task, layer, runtime]
 import observer_app, observer_worker  # imports first: their cost is the cold start's
+audio_parses = 0
+if count_audio_parses == "1":  # GPT-Live: reflected audio must never reach a full JSON parse
+    import shared.voice_api.live as live_adapter
+    parse = live_adapter.json_event
+    def counting_parse(message):
+        global audio_parses
+        head = message[:120] if isinstance(message, str) else message[:120].decode("utf-8", "replace")
+        audio_parses += "session.input_audio.append" in head or "session.output_audio.delta" in head
+        return parse(message)
+    live_adapter.json_event = counting_parse
 def hwm_kb():  # VmHWM: this process's peak RSS (ru_maxrss would include the parent's, kept across exec)
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
@@ -37,8 +47,9 @@ rss_before = hwm_kb()
 cpu, wall = time.process_time(), time.perf_counter()
 result = observer_app.handler({"call_id": call_id, "source": "sip", "requested_at": time.time()}, Context())
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-os.write(int(fd), (json.dumps({"result": result, "cpu": cpu, "wall": wall, "rss_kb": hwm_kb(),
-                                "rss_after_import_kb": rss_before}) + "\n").encode())
+report = {"result": result, "cpu": cpu, "wall": wall, "rss_kb": hwm_kb(), "rss_after_import_kb": rss_before,
+          "audio_parses": audio_parses}
+os.write(int(fd), (json.dumps(report) + "\n").encode())
 """
 
 
@@ -64,28 +75,9 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
     call_id = load_event("observer_async")["call_id"]
     fake.command(f"script {count} 0 0")
     try:
-        read, write = os.pipe()
-        args = [python, "-I", "-B", "-c", CHILD, str(build.functions / "observer"), str(build.layer)]
-        args += [str(build.runtime), str(write), call_id]
-        # Log lines go to a pipe we drain and count (as Lambda's runtime reads stdout into CloudWatch).
-        proc = subprocess.Popen(
-            args, env=env, pass_fds=(write,), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        os.close(write)
-        logged = [0, 0]  # bytes, lines
-        assert proc.stdout is not None
-        drain = threading.Thread(target=_count, args=(proc.stdout, logged), daemon=True)
-        drain.start()
-        with os.fdopen(read, "rb") as pipe:
-            line = pipe.readline()
-        drain.join(timeout=300)
-        stderr = proc.stderr.read() if proc.stderr else b""
-        proc.wait(timeout=60)
+        report = run_worker(python, build, env, call_id)
     finally:
         fake.command("script 0 0 0")
-    if not line:
-        raise RuntimeError(f"observer: no result\n{stderr.decode()[-2000:]}")
-    report = json.loads(line)
     events = int(report["result"].get("events", 0))
     if report["result"].get("outcome") != "closed" or events < count:
         raise RuntimeError(f"observer did not see the whole call: {report['result']}")
@@ -97,9 +89,36 @@ def measure(python: str, build: Build, fake: FakeProcess, env: dict[str, str], c
         cpu_ms=cpu_ms,
         cpu_ms_per_1000=cpu_ms / events * 1000,
         wall_s=report["wall"],
-        log_bytes=logged[0],
-        log_lines=logged[1],
+        log_bytes=report["log_bytes"],
+        log_lines=report["log_lines"],
     )
+
+
+def run_worker(
+    python: str, build: Build, env: dict[str, str], call_id: str, *, count_audio_parses: bool = False
+) -> dict[str, Any]:
+    """Observe `call_id` with the twin's worker in its own process: its report (result, cpu, wall,
+    rss_kb, rss_after_import_kb, audio_parses) and the log volume it wrote (log_bytes, log_lines)."""
+    read, write = os.pipe()
+    args = [python, "-I", "-B", "-c", CHILD, str(build.functions / "observer"), str(build.layer)]
+    args += [str(build.runtime), str(write), call_id, "1" if count_audio_parses else "0"]
+    # Log lines go to a pipe we drain and count (as Lambda's runtime reads stdout into CloudWatch).
+    proc = subprocess.Popen(args, env=env, pass_fds=(write,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(write)
+    logged = [0, 0]  # bytes, lines
+    assert proc.stdout is not None
+    drain = threading.Thread(target=_count, args=(proc.stdout, logged), daemon=True)
+    drain.start()
+    with os.fdopen(read, "rb") as pipe:
+        line = pipe.readline()
+    drain.join(timeout=300)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    proc.wait(timeout=60)
+    if not line:
+        raise RuntimeError(f"observer: no result\n{stderr.decode()[-2000:]}")
+    report: dict[str, Any] = json.loads(line)
+    report.update(log_bytes=logged[0], log_lines=logged[1])
+    return report
 
 
 @dataclass

@@ -117,6 +117,21 @@ def session_for(agent: str, channel: Channel) -> SessionConfig:
 
 
 @Singleton
+def _session_bodies() -> dict[tuple[str, Channel], dict[str, Any]]:
+    return {}  # filled on first use of each profile and channel (`session_body`)
+
+
+def session_body(agent: str, channel: Channel) -> dict[str, Any]:
+    """`session_for(agent, channel)` as JSON, dumped once per container (a pydantic dump per request
+    is measurable on the warm path). Shared: callers send it and never mutate it."""
+    bodies = _session_bodies()
+    body = bodies.get((agent, channel))
+    if body is None:
+        body = bodies[(agent, channel)] = session_for(agent, channel).to_json()
+    return body
+
+
+@Singleton
 def live_accept_bodies() -> dict[str, dict[str, Any]]:
     """The SIP accept body of each GPT-Live profile (`{"session": {"type": "live", ...}}`)."""
     from shared.live_session import accept_body, live_session
@@ -129,11 +144,18 @@ def live_accept_bodies() -> dict[str, dict[str, Any]]:
     }
 
 
+def default_session_body(channel: Channel) -> dict[str, Any]:
+    """The default profile's `session_body` (/rtc, /token)."""
+    from shared.agents import DEFAULT
+
+    return session_body(DEFAULT, channel)
+
+
 def sip_accept_body(agent: str) -> dict[str, Any]:
     """The accept body of a SIP call routed to `agent`, in the shape of the profile's API: GPT-Live's
-    wraps its session, Realtime's is the session."""
+    wraps its session, Realtime's is the session (checked once per container). Never mutated."""
     live = live_accept_bodies().get(agent)
-    return live if live is not None else check_sip_session(session_for(agent, "sip").to_json())
+    return live if live is not None else check_sip_session(session_body(agent, "sip"))
 
 
 def sessions() -> dict[Channel, SessionConfig]:
@@ -315,6 +337,7 @@ def reset() -> None:
         agents,
         agent_sessions,
         live_accept_bodies,
+        _session_bodies,
         tool_registry,
         _lambda_launcher,
         call_store,

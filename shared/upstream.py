@@ -126,10 +126,15 @@ class OpenAIClient:
     async def create_call(self, offer_sdp: str, session: dict[str, Any]) -> CreatedCall:
         """POST /realtime/calls (multipart sdp + session) -> the SDP answer and the new call id."""
         files = {"sdp": (None, offer_sdp), "session": (None, json.dumps(session))}
+
+        async def post(key: str) -> httpx.Response:
+            http = self._http()
+            request = http.build_request("POST", "/realtime/calls", files=files, headers=make_headers(key))
+            request.read()  # the multipart body in one buffer: streamed, it leaves in ~8 socket writes
+            return await http.send(request)
+
         with _offer_refusals():
-            response = await self._send(
-                lambda key: self._http().post("/realtime/calls", files=files, headers=make_headers(key))
-            )
+            response = await self._send(post)
         call_id = response.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
         if not CALL_ID_PATTERN.match(call_id):
             raise UpstreamError("Upstream answer had no usable call id", upstream_status=response.status_code)

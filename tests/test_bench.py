@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import tools, warm
+from bench import live, tools, warm
 from bench.procs import FakeProcess, fake_openai, moto_server
 from bench.run import Row, dedupe_config, table
 from bench.scenarios import event_call_ids, realistic_script
@@ -63,6 +63,24 @@ def test_webhook_to_accept_times_each_accept(servers: tuple[FakeProcess, str]) -
 def test_tool_turnaround_times_each_tool_call(servers: tuple[FakeProcess, str]) -> None:
     fake, _ = servers
     result = tools.turnaround(fake, runs=4)
+    assert result.runs == 4
+    assert 0 < result.median_ms <= result.p90_ms < 5000
+
+
+def test_live_webhook_to_accept_times_each_live_accept(servers: tuple[FakeProcess, str]) -> None:
+    fake, moto_url = servers
+    label, env = dedupe_config(moto_url)
+    result = live.webhook_to_accept(fake, moto_url, 2, (label, env), {"OBSERVER_LAUNCH": "off"})
+    assert result.runs == 2
+    assert 0 < result.median_ms < 5000
+    items = boto3_client("dynamodb", moto_url).scan(TableName=env["CALLS_TABLE_NAME"])["Items"]
+    accepted = [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("webhook#")]
+    assert len(accepted) == 4, accepted  # two warm-ups and two timed, each claimed in DynamoDB
+
+
+def test_live_tool_turnaround_times_each_tool_call(servers: tuple[FakeProcess, str]) -> None:
+    fake, _ = servers
+    result = live.tool_turnaround(fake, runs=4)
     assert result.runs == 4
     assert 0 < result.median_ms <= result.p90_ms < 5000
 

@@ -83,7 +83,7 @@ def _upstream_body(voice_api: VoiceApi, offer: str) -> dict[str, Any]:
     """What goes upstream with the offer: the default profile's Realtime session, or GPT-Live's whole
     create body (JSON `{session, transport: {type: "webrtc", sdp}}`, the offer inside)."""
     if voice_api == "realtime":
-        return deps.sessions()["webrtc"].to_json()
+        return deps.default_session_body("webrtc")
     session = live_session(deps.agents().default.settings, "webrtc", deps.tool_registry())
     return webrtc_create_body(session, offer).to_json()
 

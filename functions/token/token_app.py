@@ -70,7 +70,8 @@ async def mint_token(request: Request, api: VoiceApiQuery = None) -> JSONRespons
     limits.admit_token(request, deps.settings(), deps.call_store)
     client, session = deps.openai_client(), deps.sessions()["browser"]
     # The session comes from server settings only: nothing in the request can change it.
-    secret = await client.create_client_secret(session.to_json(), deps.settings().token_ttl_seconds)
+    body = deps.default_session_body("browser")
+    secret = await client.create_client_secret(body, deps.settings().token_ttl_seconds)
     logger.info("client secret minted", extra={"expires_at": secret["expires_at"]})
     token = Token(
         value=secret["value"],
