@@ -118,30 +118,18 @@ def session_for(agent: str, channel: Channel) -> SessionConfig:
 
 @Singleton
 def _session_bodies() -> dict[tuple[str, Channel], dict[str, Any]]:
-    return {}  # filled on first use of each profile and channel (`session_body`)
+    """Every profile's session on every channel as JSON, dumped once per container (a pydantic dump per
+    request is measurable on the warm path). Shared: callers send them and never mutate them."""
+    return {
+        (name, channel): session.to_json()
+        for name, by_channel in agent_sessions().items()
+        for channel, session in by_channel.items()
+    }
 
 
 def session_body(agent: str, channel: Channel) -> dict[str, Any]:
-    """`session_for(agent, channel)` as JSON, dumped once per container (a pydantic dump per request
-    is measurable on the warm path). Shared: callers send it and never mutate it."""
-    bodies = _session_bodies()
-    body = bodies.get((agent, channel))
-    if body is None:
-        body = bodies[(agent, channel)] = session_for(agent, channel).to_json()
-    return body
-
-
-@Singleton
-def live_accept_bodies() -> dict[str, dict[str, Any]]:
-    """The SIP accept body of each GPT-Live profile (`{"session": {"type": "live", ...}}`)."""
-    from shared.live_session import accept_body, live_session
-
-    registry = tool_registry()
-    return {
-        name: accept_body(live_session(agent.settings, "sip", registry)).to_json()
-        for name, agent in agents().profiles.items()
-        if agent.settings.voice_api == "live"
-    }
+    """`session_for(agent, channel)` as JSON (`agent` is a name from `agents()`)."""
+    return _session_bodies()[agent, channel]
 
 
 def default_session_body(channel: Channel) -> dict[str, Any]:
@@ -151,11 +139,24 @@ def default_session_body(channel: Channel) -> dict[str, Any]:
     return session_body(DEFAULT, channel)
 
 
+@Singleton
+def sip_accept_bodies() -> dict[str, dict[str, Any]]:
+    """The SIP accept body of each profile, in the shape of its API, built and checked once per container:
+    GPT-Live's wraps its session (`{"session": {"type": "live", ...}}`), Realtime's is the session."""
+    from shared.live_session import accept_body, live_session
+
+    registry = tool_registry()
+    return {
+        name: accept_body(live_session(agent.settings, "sip", registry)).to_json()
+        if agent.settings.voice_api == "live"
+        else check_sip_session(session_body(name, "sip"))
+        for name, agent in agents().profiles.items()
+    }
+
+
 def sip_accept_body(agent: str) -> dict[str, Any]:
-    """The accept body of a SIP call routed to `agent`, in the shape of the profile's API: GPT-Live's
-    wraps its session, Realtime's is the session (checked once per container). Never mutated."""
-    live = live_accept_bodies().get(agent)
-    return live if live is not None else check_sip_session(session_body(agent, "sip"))
+    """The accept body of a SIP call routed to `agent`. Never mutated."""
+    return sip_accept_bodies()[agent]
 
 
 def sessions() -> dict[Channel, SessionConfig]:
@@ -267,7 +268,7 @@ def warm() -> list[str]:
     wanted: list[tuple[str, Callable[[], object]]] = [
         # The agent profiles and their sessions; the tool registry too (shared/my_tools.py is imported).
         ("agent_sessions", agent_sessions),
-        ("live_accept_bodies", live_accept_bodies),
+        ("sip_accept_bodies", sip_accept_bodies),
         ("openai_client", openai_client),
         ("caller_policy", caller_policy),
         ("secret_store", lambda: secret_store().prepare()),
@@ -336,7 +337,7 @@ def reset() -> None:
         openai_client,
         agents,
         agent_sessions,
-        live_accept_bodies,
+        sip_accept_bodies,
         _session_bodies,
         tool_registry,
         _lambda_launcher,

@@ -94,9 +94,9 @@ def test_worker_greets_logs_events_and_transcripts(
 
 
 def observer_transcript_types() -> set[str]:
-    from observer_worker import TRANSCRIPT_EVENTS
+    from shared.voice_api.realtime import TRANSCRIPTS
 
-    return set(TRANSCRIPT_EVENTS)
+    return set(TRANSCRIPTS)
 
 
 def test_unknown_call_ends_at_once_without_retry(fake: FakeOpenAI, env: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ from observer_session import CallSession, Lease, handoff_token
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from observer_records import Recorder
+from observer_records import ROLES, Recorder
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
 from shared import deps, limits, metrics, recordings
 from shared.errors import ServiceError
@@ -60,17 +60,9 @@ from shared.voice_api import (
     adapter_for_call,
 )
 from shared.voice_api.base import json_event
+from shared.voice_api.realtime import TRANSCRIPTS
 
 __all__ = ["CallSession", "ObserveResult", "Timing", "handoff_token", "observe", "run_worker"]
-
-# Finished transcripts, GA and beta names: event type -> (speaker, field holding the text).
-TRANSCRIPT_EVENTS = {
-    "response.output_audio_transcript.done": ("assistant", "transcript"),
-    "response.audio_transcript.done": ("assistant", "transcript"),
-    "response.output_text.done": ("assistant", "text"),
-    "response.text.done": ("assistant", "text"),
-    "conversation.item.input_audio_transcription.completed": ("caller", "transcript"),
-}
 
 Outcome = Literal[
     "closed",
@@ -160,9 +152,9 @@ def is_logged(event_type: str) -> bool:
 def log_event(call_id: str, event: dict[str, Any]) -> None:
     event_type = str(event.get("type", ""))
     fields: dict[str, Any] = {"call_id": call_id, "event_type": event_type, "event_id": event.get("event_id")}
-    if event_type in TRANSCRIPT_EVENTS:
-        speaker, key = TRANSCRIPT_EVENTS[event_type]
-        logger.info("transcript", extra={**fields, "speaker": speaker, "text": event.get(key, "")})
+    if event_type in TRANSCRIPTS:  # the Realtime adapter's table of finished transcripts
+        speaker, key = TRANSCRIPTS[event_type]
+        logger.info("transcript", extra={**fields, "speaker": ROLES[speaker], "text": event.get(key, "")})
         return
     if event_type == "response.done":
         response = event.get("response") or {}
