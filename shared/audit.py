@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS
 
+from shared import log
 from shared.log import logger
 
 REQUEST_MESSAGE = "request"
@@ -39,46 +39,52 @@ class RequestRecord:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # EMF documents, one per data point
     open: bool = True
 
-
-_current: ContextVar[RequestRecord | None] = ContextVar("audit_request", default=None)
+    def gather(self, message: str, fields: Mapping[str, Any], level: int, keys: Mapping[str, Any]) -> bool:
+        """A line of this request's (shared/log.py): one of the request line's `events`."""
+        if not self.open:
+            return False  # logged by a thread that outlived the request: a line of its own
+        event = {"message": message, **fields}
+        if level != logging.INFO:
+            event["level"] = logging.getLevelName(level)
+        self.events.append(event)
+        self.level = max(self.level, level)
+        self.keys.update(keys)
+        return True
 
 
 def current() -> RequestRecord | None:
     """The request being recorded in this context, if any (and not yet written)."""
-    record = _current.get()
-    return record if record is not None and record.open else None
+    record = log.current_gatherer()
+    return record if isinstance(record, RequestRecord) and record.open else None
 
 
 @contextmanager
 def request(**fields: Any) -> Iterator[RequestRecord]:
     """Gather this request's log lines and metrics; write them as one line and one document at the end."""
     record = RequestRecord(fields=dict(fields))
-    token = _current.set(record)
+    token = log.gathering(record)
     started = time.perf_counter()
     try:
         yield record
     finally:
         record.open = False
-        _current.reset(token)
+        log.stop_gathering(token)
         record.fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
         _write(record)
 
 
 class _Gather(logging.Filter):
-    """On the logger's output handler: a line logged inside a request joins the request's record."""
+    """On the logger's output handler: a line logged inside a request joins the request's record
+    (plain info lines get there without a LogRecord: shared/log.py's Logger)."""
 
     def filter(self, line: logging.LogRecord) -> bool:
         record = current()
         if record is None or line.levelno >= logging.ERROR or line.exc_info:
             return True
-        event = {"message": line.getMessage()}
-        event.update((k, v) for k, v in line.__dict__.items() if k not in _NOT_FIELDS)
-        if line.levelno != logging.INFO:
-            event["level"] = line.levelname
-        record.events.append(event)
-        record.level = max(record.level, line.levelno)
-        record.keys.update(logger.thread_safe_get_current_keys())
-        return False
+        fields = {k: v for k, v in line.__dict__.items() if k not in _NOT_FIELDS}
+        return not record.gather(
+            line.getMessage(), fields, line.levelno, logger.thread_safe_get_current_keys()
+        )
 
 
 logger.registered_handler.addFilter(_Gather())

@@ -18,7 +18,13 @@ from shared.log import logger
 from shared.policy import BUSY, CallerPolicy
 from shared.settings import Settings, VoiceApi
 from shared.store import Counters
-from shared.upstream import CALL_ID_PATTERN, LIVE_SESSION_ID_PATTERN, DecisionAlreadyMade, OpenAIClient
+from shared.upstream import (
+    CALL_ID_PATTERN,
+    LIVE_SESSION_ID_PATTERN,
+    DecisionAlreadyMade,
+    JsonBody,
+    OpenAIClient,
+)
 
 # The webhooks that announce a pending SIP call, and the API each belongs to. One call fires both a
 # Realtime and a Live one (different ids): the first accept or reject through either API decides it.
@@ -95,7 +101,7 @@ def is_retryable(exc: UpstreamError) -> bool:
 
 
 async def accept_with_retries(
-    client: OpenAIClient, call: IncomingCall, body: dict[str, Any], settings: Settings
+    client: OpenAIClient, call: IncomingCall, body: JsonBody, settings: Settings
 ) -> int:
     """Accept the call through its API; returns the attempt that succeeded. Raises the last
     UpstreamError when the attempts or the deadline run out (the webhook then answers 5xx and OpenAI
@@ -145,7 +151,7 @@ async def accept_with_retries(
 async def answer_call(
     call: IncomingCall,
     *,
-    body: dict[str, Any],
+    body: JsonBody,
     client: OpenAIClient,
     store: Counters,
     policy: CallerPolicy,
@@ -225,7 +231,7 @@ async def reject_call(client: OpenAIClient, call: IncomingCall, status_code: int
             raise
 
 
-async def _accept(client: OpenAIClient, call: IncomingCall, body: dict[str, Any]) -> None:
+async def _accept(client: OpenAIClient, call: IncomingCall, body: JsonBody) -> None:
     if call.api == "live":
         await client.accept_live_session(call.call_id, body)
     else:

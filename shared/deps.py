@@ -26,7 +26,7 @@ from shared.session import SessionConfig, check_sip_session, make_session
 from shared.settings import Settings, VoiceApi, get_settings
 from shared.store import CallStore, DynamoCallStore, MemoryCallStore
 from shared.tools import Channel, Tool, available_tools
-from shared.upstream import OpenAIClient
+from shared.upstream import EncodedJson, OpenAIClient
 
 if TYPE_CHECKING:  # imported where first used: not every function routes calls or keeps records
     from shared.agents import Agents
@@ -140,22 +140,25 @@ def default_session_body(channel: Channel) -> dict[str, Any]:
 
 
 @Singleton
-def sip_accept_bodies() -> dict[str, dict[str, Any]]:
-    """The SIP accept body of each profile, in the shape of its API, built and checked once per container:
-    GPT-Live's wraps its session (`{"session": {"type": "live", ...}}`), Realtime's is the session."""
+def sip_accept_bodies() -> dict[str, EncodedJson]:
+    """The SIP accept body of each profile, in the shape of its API, built, checked and encoded once per
+    container: GPT-Live's wraps its session (`{"session": {"type": "live", ...}}`), Realtime's is the
+    session."""
     from shared.live_session import accept_body, live_session
 
     registry = tool_registry()
     return {
-        name: accept_body(live_session(agent.settings, "sip", registry)).to_json()
-        if agent.settings.voice_api == "live"
-        else check_sip_session(session_body(name, "sip"))
+        name: EncodedJson.of(
+            accept_body(live_session(agent.settings, "sip", registry)).to_json()
+            if agent.settings.voice_api == "live"
+            else check_sip_session(session_body(name, "sip"))
+        )
         for name, agent in agents().profiles.items()
     }
 
 
-def sip_accept_body(agent: str) -> dict[str, Any]:
-    """The accept body of a SIP call routed to `agent`. Never mutated."""
+def sip_accept_body(agent: str) -> EncodedJson:
+    """The accept body of a SIP call routed to `agent`, as JSON bytes."""
     return sip_accept_bodies()[agent]
 
 

@@ -60,6 +60,19 @@ class DecisionAlreadyMade(UpstreamError):
     or a duplicate delivery): the call is decided, so the webhook answers 2xx quietly. Never retried."""
 
 
+class EncodedJson(bytes):
+    """A JSON body encoded once, as httpx's `json=` encodes it, and sent as it is: a profile's SIP
+    accept body is the same on every call, and encoding its ~2 KB per call is a measurable share of
+    /sip's own time (docs/PERFORMANCE.md)."""
+
+    @classmethod
+    def of(cls, value: Any) -> EncodedJson:
+        return cls(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
+
+
+JsonBody = dict[str, Any] | EncodedJson
+
+
 def make_headers(api_key: str, content_type: str | None = None) -> dict[str, str]:
     """Authorization (and optionally Content-Type) headers for an OpenAI request."""
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -154,7 +167,7 @@ class OpenAIClient:
             raise UpstreamError("Upstream answer had no client secret", upstream_status=response.status_code)
         return data
 
-    async def accept_call(self, call_id: str, session: dict[str, Any]) -> None:
+    async def accept_call(self, call_id: str, session: JsonBody) -> None:
         await self._call_control(call_id, "accept", session)
 
     async def reject_call(self, call_id: str, status_code: int = 603) -> None:
@@ -167,7 +180,7 @@ class OpenAIClient:
         """SIP transfer: OpenAI sends a REFER to the trunk; the sideband closes once it is done."""
         await self._call_control(call_id, "refer", {"target_uri": target_uri})
 
-    async def _call_control(self, call_id: str, action: ControlAction, body: dict[str, Any] | None) -> None:
+    async def _call_control(self, call_id: str, action: ControlAction, body: JsonBody | None) -> None:
         await self._post_control(realtime_call_path(call_id, action), body)
 
     # ----------------------------------------------------------------- GPT-Live (/live/sessions)
@@ -243,7 +256,7 @@ class OpenAIClient:
             except httpx.HTTPError as exc:
                 raise UpstreamError(f"OpenAI unreachable ({type(exc).__name__})") from exc
 
-    async def accept_live_session(self, session_id: str, body: dict[str, Any]) -> None:
+    async def accept_live_session(self, session_id: str, body: JsonBody) -> None:
         """Accept an inbound SIP call; `body` is `{"session": {"type": "live", ...}}`. Returns once the
         session is initialised; DecisionAlreadyMade when another decision won."""
         await self._live_control(session_id, "accept", body)
@@ -259,13 +272,16 @@ class OpenAIClient:
         """End a SIP call (no body). A Live WebRTC session ends with `session.close` on the sideband."""
         await self._live_control(session_id, "hangup", None)
 
-    async def _live_control(
-        self, session_id: str, action: ControlAction, body: dict[str, Any] | None
-    ) -> None:
+    async def _live_control(self, session_id: str, action: ControlAction, body: JsonBody | None) -> None:
         await self._post_control(live_session_path(session_id, action), body)
 
-    async def _post_control(self, path: str, body: dict[str, Any] | None) -> None:
-        await self._send(lambda key: self._http().post(path, json=body, headers=make_headers(key)))
+    async def _post_control(self, path: str, body: JsonBody | None) -> None:
+        def post(key: str) -> Awaitable[httpx.Response]:
+            if isinstance(body, EncodedJson):
+                return self._http().post(path, content=body, headers=make_headers(key, "application/json"))
+            return self._http().post(path, json=body, headers=make_headers(key))
+
+        await self._send(post)
 
     async def _send(self, request: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
         """Send with the current key; after a 401, fetch the key again once and retry once if it changed."""

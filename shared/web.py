@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any
 
 from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
@@ -22,6 +23,8 @@ from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from mangum import Mangum
 from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+from mangum.handlers.api_gateway import HTTPGateway
+from mangum.types import Scope
 from pydantic import BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -188,11 +191,20 @@ def _ensure_event_loop() -> None:
     asyncio.set_event_loop(loop)
 
 
+class HttpApiEvent(HTTPGateway):
+    """Mangum's reader of API Gateway HTTP API events, with the ASGI scope built once: Mangum's own
+    builds it a second time when it writes the answer, only to read the event's version."""
+
+    @cached_property
+    def scope(self) -> Scope:
+        return super().scope
+
+
 def make_handler(app: FastAPI) -> LambdaHandler:
     """The Lambda entry point for an HTTP function: API Gateway HTTP API (payload 2.0) -> ASGI app."""
     startup.check_at_start()  # a bad setting stops the init with one line, not every request later
     _ensure_event_loop()  # Mangum looks for a loop when it is built, too
-    adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
+    adapter = Mangum(app, lifespan="off", text_mime_types=TEXT_MIME_TYPES, custom_handlers=[HttpApiEvent])
     # `_unexpected` already logged the trace as JSON; Mangum would log it again as plain text.
     logging.getLogger("mangum.http").setLevel(logging.CRITICAL)
 

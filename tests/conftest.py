@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared import deps
+from shared import audit, deps
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from tests.fake_openai import FakeOpenAI
@@ -137,7 +137,10 @@ class FakeContext:
 
 
 class LogCapture(logging.Handler):
-    """Collects the exact JSON lines the Powertools logger writes (as CloudWatch would get them)."""
+    """Collects the JSON lines the Powertools logger writes, as CloudWatch gets them. Inside a request
+    those are one `request` line whose `events` are the request's own lines (shared/audit.py):
+    `records` lists each of them after it, as a line with the request's keys, so a test finds a line
+    whether or not it was logged inside a request."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -145,11 +148,20 @@ class LogCapture(logging.Handler):
         self.setFormatter(logger.registered_formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if audit.current() is not None and record.levelno < logging.ERROR and not record.exc_info:
+            return  # gathered into its request's line, as the real handler does: never written alone
         self.lines.append(self.format(record))
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines]
+        records = []
+        for line in self.lines:
+            record = json.loads(line)
+            records.append(record)
+            if record["message"] == audit.REQUEST_MESSAGE:
+                keys = {k: v for k, v in record.items() if k not in ("message", "level", "events")}
+                records.extend({**keys, "level": "INFO", **event} for event in record["events"])
+        return records
 
     def messages(self, message: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["message"] == message]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import time
@@ -17,7 +18,7 @@ import observer_app
 import rtc_app
 import sip_app
 from local_api.server import LocalServer, create_gateway
-from shared import deps, metrics
+from shared import audit, deps, metrics
 from shared.launcher import LocalObserverLauncher
 from shared.log import logger
 from tests.conftest import (
@@ -233,3 +234,37 @@ def test_concurrent_requests_in_one_process_log_only_their_own_keys(
             assert line["call_id"] not in sip_calls
             assert not {"webhook_id", "agent"} & line.keys()  # nothing of a concurrent /sip request
     assert len({r["call_id"] for r in requests}) == 12
+
+
+def test_a_request_s_lines_join_its_record_and_a_line_after_it_stands_alone() -> None:
+    """shared/log.py's shortcut: inside a request an info line (plain or %-formatted, a warning too)
+    is one of the request line's events; a thread that outlives the request writes its own line."""
+    with log_output() as out:
+        with audit.request(method="POST", path="/x"):
+            logger.info("plain", extra={"n": 1})
+            logger.info("formatted %s", "here")
+            logger.warning("odd", extra={"why": "test"})
+            later = contextvars.copy_context()  # what a background thread started now would carry
+        later.run(logger.info, "after the request", extra={"n": 2})
+    request, after = (json.loads(text) for text in out.getvalue().splitlines())
+    assert request["message"] == "request"
+    assert request["level"] == "WARNING"
+    assert request["events"] == [
+        {"message": "plain", "n": 1},
+        {"message": "formatted here"},
+        {"message": "odd", "why": "test", "level": "WARNING"},
+    ]
+    assert (after["message"], after["n"], after["level"]) == ("after the request", 2, "INFO")
+
+
+def test_info_lines_in_a_request_follow_the_log_level() -> None:
+    previous = logger.log_level
+    logger.setLevel("WARNING")
+    try:
+        with log_output() as out, audit.request(method="POST", path="/x"):
+            logger.info("dropped")
+            logger.warning("kept")
+    finally:
+        logger.setLevel(previous)
+    (request,) = (json.loads(text) for text in out.getvalue().splitlines())
+    assert [e["message"] for e in request["events"]] == ["kept"]

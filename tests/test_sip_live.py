@@ -106,7 +106,7 @@ def test_a_live_profile_s_call_is_accepted_through_live_and_observed(
     (accept,) = fake.requests
     assert accept.path == f"/v1/live/sessions/{session_id}/accept"
     assert_strict(SessionAcceptParams, accept.json)  # no unknown keys, `session.type` "live"
-    assert accept.json == deps.sip_accept_body("default")
+    assert accept.json == json.loads(deps.sip_accept_body("default"))
     assert accept.json["session"]["type"] == "live"
     assert accept.json["session"]["model"] == deps.settings().live_model
     assert pending.decision == ("live", "accept")
