@@ -17,14 +17,16 @@ BUSY = 486  # SIP 486 Busy Here: the concurrent-call cap is reached
 
 # The user part of a sip:/sips:/tel: URI, e.g. `"Bob" <sip:+1555...@host>;tag=x` -> `+1555...`.
 _URI_USER = re.compile(r"(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[\s().\-]")
+_NUMBER = re.compile(r"\+?\d{2,20}")
 
 
 def caller_number(header_value: str) -> str:
     """`+digits` from a From/To header value, or "" when it holds no number (anonymous, names)."""
     match = _URI_USER.search(header_value)
     user = match.group(1) if match else header_value
-    digits = re.sub(r"[\s().\-]", "", user)
-    if not re.fullmatch(r"\+?\d{2,20}", digits):
+    digits = _SEPARATORS.sub("", user)
+    if not _NUMBER.fullmatch(digits):
         return ""
     return digits if digits.startswith("+") else f"+{digits}"
 

@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import IO, Any, Literal
 
 import httpx
@@ -114,6 +115,9 @@ class OpenAIClient:
     def base_url(self) -> str:
         return self._settings.api_base
 
+    def _url(self, path: str) -> httpx.URL:
+        return _absolute_url(self.base_url, path)
+
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
@@ -142,7 +146,8 @@ class OpenAIClient:
 
         async def post(key: str) -> httpx.Response:
             http = self._http()
-            request = http.build_request("POST", "/realtime/calls", files=files, headers=make_headers(key))
+            url = self._url("/realtime/calls")
+            request = http.build_request("POST", url, files=files, headers=make_headers(key))
             request.read()  # the multipart body in one buffer: streamed, it leaves in ~8 socket writes
             return await http.send(request)
 
@@ -159,9 +164,7 @@ class OpenAIClient:
     async def create_client_secret(self, session: dict[str, Any], ttl_seconds: int) -> dict[str, Any]:
         """POST /realtime/client_secrets -> `{"value": "ek_...", "expires_at": ..., "session": {...}}`."""
         body = {"expires_after": {"anchor": "created_at", "seconds": ttl_seconds}, "session": session}
-        response = await self._send(
-            lambda key: self._http().post("/realtime/client_secrets", json=body, headers=make_headers(key))
-        )
+        response = await self._post_json("/realtime/client_secrets", body)
         data = _json_object(response)
         if not isinstance(data.get("value"), str) or not isinstance(data.get("expires_at"), int):
             raise UpstreamError("Upstream answer had no client secret", upstream_status=response.status_code)
@@ -181,7 +184,7 @@ class OpenAIClient:
         await self._call_control(call_id, "refer", {"target_uri": target_uri})
 
     async def _call_control(self, call_id: str, action: ControlAction, body: JsonBody | None) -> None:
-        await self._post_control(realtime_call_path(call_id, action), body)
+        await self._post_json(realtime_call_path(call_id, action), body)
 
     # ----------------------------------------------------------------- GPT-Live (/live/sessions)
 
@@ -189,9 +192,7 @@ class OpenAIClient:
         """POST /live/sessions (JSON `{session, transport: {type: "webrtc", sdp}}`, shared/live_session.py)
         -> the session id and the SDP answer."""
         with _offer_refusals():
-            response = await self._send(
-                lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
-            )
+            response = await self._post_json("/live/sessions", body)
         data = _json_object(response)
         session, transport = data.get("session"), data.get("transport")
         session_id = session.get("id") if isinstance(session, dict) else None
@@ -212,9 +213,7 @@ class OpenAIClient:
         timeout or a connection lost after the request may have gone out is never retried (it raises
         UpstreamTimeout / UpstreamError at once). Only a 401, which places no call, is sent again with a
         refreshed key (`_send`)."""
-        response = await self._send(
-            lambda key: self._http().post("/live/sessions", json=body, headers=make_headers(key))
-        )
+        response = await self._post_json("/live/sessions", body)
         data = _json_object(response)
         session = data.get("session")
         session_id = session.get("id") if isinstance(session, dict) else None
@@ -235,7 +234,7 @@ class OpenAIClient:
         while True:
             headers = {**make_headers(key), "Accept": "application/binary"}
             try:
-                async with self._http().stream("GET", path, headers=headers) as response:
+                async with self._http().stream("GET", self._url(path), headers=headers) as response:
                     if response.status_code == 401 and not refreshed:
                         refreshed, fresh = True, self._secrets.api_key(refresh=True)
                         if fresh != key:
@@ -273,15 +272,17 @@ class OpenAIClient:
         await self._live_control(session_id, "hangup", None)
 
     async def _live_control(self, session_id: str, action: ControlAction, body: JsonBody | None) -> None:
-        await self._post_control(live_session_path(session_id, action), body)
+        await self._post_json(live_session_path(session_id, action), body)
 
-    async def _post_control(self, path: str, body: JsonBody | None) -> None:
+    async def _post_json(self, path: str, body: JsonBody | None) -> httpx.Response:
+        url = self._url(path)
+
         def post(key: str) -> Awaitable[httpx.Response]:
             if isinstance(body, EncodedJson):
-                return self._http().post(path, content=body, headers=make_headers(key, "application/json"))
-            return self._http().post(path, json=body, headers=make_headers(key))
+                return self._http().post(url, content=body, headers=make_headers(key, "application/json"))
+            return self._http().post(url, json=body, headers=make_headers(key))
 
-        await self._send(post)
+        return await self._send(post)
 
     async def _send(self, request: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
         """Send with the current key; after a 401, fetch the key again once and retry once if it changed."""
@@ -294,6 +295,13 @@ class OpenAIClient:
         if response.is_success:
             return response
         raise _upstream_error(response)
+
+
+@lru_cache(maxsize=16)
+def _absolute_url(base: str, path: str) -> httpx.URL:
+    """`path` under the API base as one absolute URL, parsed once (a fixed path is parsed once per
+    container): given a relative path, httpx parses it and the base URL again per request to merge them."""
+    return httpx.URL(base.rstrip("/") + path)
 
 
 def _upstream_error(response: httpx.Response) -> UpstreamError:

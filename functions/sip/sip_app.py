@@ -12,7 +12,6 @@ second accept; a competing decision (`decision_already_made`) is a quiet 200.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -139,8 +138,8 @@ def _leave_to_other_api(call: IncomingCall, profile_api: str) -> None:
 
 def _parse_event(body: bytes) -> WebhookEvent:
     try:
-        return WebhookEvent.model_validate(json.loads(body))
-    except (ValueError, ValidationError):
+        return WebhookEvent.model_validate_json(body)
+    except ValidationError:
         raise ClientError(400, "Webhook body is not a JSON event") from None
 
 
