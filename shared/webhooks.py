@@ -43,11 +43,11 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str, now: float | No
         webhook = _webhook(secret)
     except ValueError:
         raise ServiceError("Server misconfigured: OPENAI_SIGNING_SECRET is not a valid secret") from None
-    lowered = {k.lower(): v for k, v in headers.items()}
-    reason = _precheck(lowered, time.time() if now is None else now)
+    signed = _signature_headers(headers)
+    reason = _precheck(signed, time.time() if now is None else now)
     if reason is None:
         try:
-            webhook.verify(body, lowered, json_parse=False)
+            webhook.verify(body, signed, json_parse=False)
             return
         except ValueError:  # an entry the library cannot read (no comma, bad base64, not UTF-8)
             reason = "malformed"
@@ -56,6 +56,12 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str, now: float | No
     metrics.emit(metrics.SIGNATURE_REJECTED, reason=reason)
     logger.warning("webhook refused", extra={"reason": reason})
     raise ClientError(401, "Invalid signature")
+
+
+def _signature_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The three signature headers by lowercase name (a request has a dozen others, which the library
+    would lower-case again)."""
+    return {name: value for name, value in ((k.lower(), v) for k, v in headers.items()) if name in HEADERS}
 
 
 def _precheck(headers: Mapping[str, str], now: float) -> RejectReason | None:
