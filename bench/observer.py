@@ -35,6 +35,19 @@ if count_audio_parses == "1":  # GPT-Live: reflected audio must never reach a fu
         audio_parses += "session.input_audio.append" in head or "session.output_audio.delta" in head
         return parse(message)
     live_adapter.json_event = counting_parse
+# The steady state, as the GPT-Live baseline times its own read loop: the CPU from the first sideband read
+# to the end of the last socket's (everything running meanwhile included: greeting, tools, record writes);
+# setup, the handshake and the call's final record write fall outside, as the baseline's connect does.
+read_window = [None, None]
+timed = observer_worker._read
+async def timed_read(*args):
+    if read_window[0] is None:
+        read_window[0] = time.process_time()
+    try:
+        return await timed(*args)
+    finally:
+        read_window[1] = time.process_time()
+observer_worker._read = timed_read
 def hwm_kb():  # VmHWM: this process's peak RSS (ru_maxrss would include the parent's, kept across exec)
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("VmHWM:")).split()[1])
@@ -47,8 +60,9 @@ rss_before = hwm_kb()
 cpu, wall = time.process_time(), time.perf_counter()
 result = observer_app.handler({"call_id": call_id, "source": "sip", "requested_at": time.time()}, Context())
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+read_cpu = read_window[1] - read_window[0] if read_window[0] is not None else None
 report = {"result": result, "cpu": cpu, "wall": wall, "rss_kb": hwm_kb(), "rss_after_import_kb": rss_before,
-          "audio_parses": audio_parses}
+          "audio_parses": audio_parses, "read_cpu": read_cpu}
 os.write(int(fd), (json.dumps(report) + "\n").encode())
 """
 
@@ -98,7 +112,8 @@ def run_worker(
     python: str, build: Build, env: dict[str, str], call_id: str, *, count_audio_parses: bool = False
 ) -> dict[str, Any]:
     """Observe `call_id` with the twin's worker in its own process: its report (result, cpu, wall,
-    rss_kb, rss_after_import_kb, audio_parses) and the log volume it wrote (log_bytes, log_lines)."""
+    rss_kb, rss_after_import_kb, audio_parses, read_cpu: the CPU from the first sideband read to the
+    end of the last) and the log volume it wrote (log_bytes, log_lines)."""
     read, write = os.pipe()
     args = [python, "-I", "-B", "-c", CHILD, str(build.functions / "observer"), str(build.layer)]
     args += [str(build.runtime), str(write), call_id, "1" if count_audio_parses else "0"]
