@@ -23,8 +23,9 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from bench.artifact import Build
+from bench.artifact import WORK, Build
 from bench.observer import run_worker
 from bench.procs import FakeProcess
 from bench.scenarios import API_KEY, signed
@@ -101,21 +102,27 @@ def tool_turnaround(fake: FakeProcess, runs: int) -> LiveToolTurnaround:
 
 
 # Connects with the observer's options (observer_session.CallSession.connect: no permessage-deflate);
-# the figure is the read loop's CPU only.
+# the figure is the read loop's CPU only. Once timed, it saves the first KEPT_FRAMES frames it got (the
+# stream as the fake sent it) for `frame_work`.
+KEPT_FRAMES = 10_000
 BASELINE = r"""
 import asyncio, json, os, sys, time
-layer, url, key, fd = sys.argv[1:5]
+layer, url, key, fd, kept_path, kept = sys.argv[1:7]
 sys.path[:0] = [layer]
 from websockets.asyncio.client import connect
 async def main():
-    frames, cpu = 0, 0.0
+    frames, cpu, seen = 0, 0.0, []
     headers = {"Authorization": f"Bearer {key}"}
     async with connect(url, additional_headers=headers, compression=None) as ws:
         cpu = time.process_time()
         async for message in ws:
             json.loads(message)
             frames += 1
+            if frames <= int(kept):
+                seen.append(message)
         cpu = time.process_time() - cpu
+    with open(kept_path, "w") as out:
+        json.dump(seen, out)
     return frames, cpu
 frames, cpu = asyncio.run(main())
 os.write(int(fd), (json.dumps({"frames": frames, "cpu": cpu}) + "\n").encode())
@@ -144,8 +151,9 @@ def observer_cost(
     fake.command(f"live_talk {SPEED} {minutes} {observed} {baseline}")
     read, write = os.pipe()
     url = f"{fake.base_url.replace('http', 'ws', 1)}/live/sessions/{baseline}/attach"
+    kept = [str(STREAM_FRAMES), str(KEPT_FRAMES)]
     reader = subprocess.Popen(
-        [python, "-I", "-B", "-c", BASELINE, str(build.layer), url, API_KEY, str(write)],
+        [python, "-I", "-B", "-c", BASELINE, str(build.layer), url, API_KEY, str(write), *kept],
         env=env,
         pass_fds=(write,),
         stderr=subprocess.PIPE,
@@ -176,6 +184,101 @@ def observer_cost(
     )
 
 
+STREAM_FRAMES = WORK / "live-stream.json"  # the baseline reader's first KEPT_FRAMES frames
+
+
+@dataclass
+class FrameWork:
+    frames: int
+    audio_frames: int
+    observer_us: float  # per frame: the worker's frame handling, no socket
+    json_loads_us: float  # per frame: json.loads
+
+    @property
+    def ratio(self) -> float:
+        return self.observer_us / self.json_loads_us
+
+
+class _Frames:
+    """A socket that has received `frames` already: what `_read` iterates, without the socket."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self._frames = iter(frames)
+
+    def __aiter__(self) -> _Frames:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return next(self._frames)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+def kept_frames() -> list[str]:
+    """The frames `observer_cost`'s baseline reader received first (the fake's stream in this run)."""
+    frames: list[str] = json.loads(STREAM_FRAMES.read_text())
+    return frames
+
+
+def frame_work(fake: FakeProcess, frames: list[str], repeats: int = 7) -> FrameWork:
+    """The observer's own work per frame, apart from the socket: `frames` handed to the worker's
+    `_read` for a GPT-Live call built as `_run` builds one (its adapter, tools and record), against
+    `json.loads` of each, iterated the same way. CPU time, medians of `repeats` alternating runs, a
+    fresh call each time (event ids are acted on once per call)."""
+    import asyncio
+
+    import observer_worker
+    from shared import deps
+    from shared.launcher import ObserveRequest
+    from shared.tools import select_tools
+
+    (call_id,) = session_ids("work", 1)
+
+    async def observer() -> None:
+        request = ObserveRequest(call_id=call_id, source="sip", requested_at=time.time())
+        agent = deps.agents().default
+        tools = select_tools(agent.settings.tool_names, transfer_target="", known=deps.tool_registry())
+        call = observer_worker.new_call_session(
+            request,
+            agent,
+            tools,
+            store=deps.call_store(),
+            owner="bench",
+            api_key=API_KEY,
+            settings=deps.settings(),
+        )
+        result = observer_worker.ObserveResult("closed")
+        await observer_worker._read(call, _Frames(frames), result)  # type: ignore[arg-type]
+        if result.events != len(frames):
+            raise RuntimeError(f"Live frame work: {result.events} of {len(frames)} frames handled")
+
+    async def baseline() -> None:
+        async for message in _Frames(frames):
+            json.loads(message)
+
+    def cpu(run: Any) -> float:
+        started = time.process_time()
+        asyncio.run(run())
+        return (time.process_time() - started) / len(frames) * 1e6
+
+    ours: list[float] = []
+    theirs: list[float] = []
+    with environment(bench_env(fake.base_url, OBSERVER_LAUNCH="off")):
+        for i in range(repeats + 1):  # the first pair warms up; then alternating which goes first
+            if i % 2:
+                loads_us, observer_us = cpu(baseline), cpu(observer)
+            else:
+                observer_us, loads_us = cpu(observer), cpu(baseline)
+            if i:
+                ours.append(observer_us)
+                theirs.append(loads_us)
+    audio = sum(
+        1 for f in frames if "session.input_audio.append" in f[:120] or "output_audio.delta" in f[:120]
+    )
+    return FrameWork(len(frames), audio, statistics.median(ours), statistics.median(theirs))
+
+
 def main(argv: list[str] | None = None) -> int:
     """The GPT-Live rows alone (`python -m bench.live`): reuses earlier builds of the twin."""
     import argparse
@@ -199,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         openai = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": API_KEY}
         env = clean_env(POWERTOOLS_SERVICE_NAME="bench", **openai)
         cost = observer_cost(python, optimised, fake, env, args.minutes)
+        work = frame_work(fake, kept_frames())
     report = {
         "webhook_to_accept_ms": round(webhook.median_ms, 2),
         "tool_turnaround_ms": round(tools.median_ms, 2),
@@ -206,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "observer_read_cpu_ms_per_minute": round(cost.read_cpu_ms_per_minute, 1),
         "baseline_cpu_ms_per_minute": round(cost.baseline_cpu_ms_per_minute, 1),
         "ratio": round(cost.ratio, 2),
+        "frame_work_us": [round(work.observer_us, 2), round(work.json_loads_us, 2)],
+        "frame_work_ratio": round(work.ratio, 2),
         "audio_frames": cost.audio_frames,
         "audio_parses": cost.audio_parses,
         "peak_rss_mb": round(cost.peak_rss_mb, 1),

@@ -5,8 +5,9 @@
    pair, so both see the same machine load; the figure is the median of the pairs' differences. /sip
    includes the signature check and the (in-process) dedupe. Both sides send the same bytes; where
    the route sends them more cheaply than a plain `client.post(path, json=...)` (a body encoded once
-   per container, a URL parsed once), that is the route's own work saved and counts to its credit. Observer launches are off here: they are
-   a second upstream call. /observer (HTTP) and the page call no upstream: their whole time is ours.
+   per container, a URL parsed once), that is the route's own work saved and counts to its credit.
+   Observer launches are off here: they are a second upstream call. /observer (HTTP) and the page
+   call no upstream: their whole time is ours.
 3. Connection reuse: TCP connections counted by a relay in front of the fake (and in front of moto's
    Lambda API for the observer launches) over N warm invocations of each function.
 6. Webhook to accept: from the moment /sip's handler gets a signed webhook to the moment the fake

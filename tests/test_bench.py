@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from openai.types.live import ConnectServerEvent
 
 from bench import live, tools, warm
 from bench.procs import FakeProcess, fake_openai, moto_server
 from bench.run import Row, dedupe_config, table
 from bench.scenarios import event_call_ids, realistic_script
 from tests.moto_aws import boto3_client
+from tests.sdk_strict import assert_strict
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +102,28 @@ def test_table_marks_pass_fail_and_report_only_rows() -> None:
     assert lines[2].rstrip().endswith("PASS")
     assert lines[3].rstrip().endswith("FAIL")
     assert lines[4].rstrip().endswith("-")
+
+
+def test_live_frame_work_times_the_worker_s_own_handling_of_each_frame(
+    servers: tuple[FakeProcess, str],
+) -> None:
+    """Measure 5's GPT-Live target row: the worker handles every frame (reflected audio from its ends
+    only), and that costs less than parsing each one."""
+    fake, _ = servers
+    audio = base64.b64encode(bytes(960)).decode()  # 20 ms of PCM16 at 24 kHz
+
+    def frame(event: dict[str, Any], **dumps: Any) -> str:
+        assert_strict(ConnectServerEvent, event)  # as GPT-Live sends it, every required field
+        return json.dumps(event, **dumps)
+
+    frames = []
+    for n in range(200):
+        at = {"start_ms": n * 20, "end_ms": n * 20 + 20}
+        frames.append(frame({"type": "session.input_audio.append", "audio": audio}, separators=(",", ":")))
+        frames.append(frame({"type": "session.output_audio.delta", "delta": audio, **at}))
+        if n % 20 == 0:
+            words = {"type": "session.output_transcript.delta", "event_id": f"e{n}", "delta": "hi", **at}
+            frames.append(frame(words))
+    result = live.frame_work(fake, frames, repeats=3)
+    assert (result.frames, result.audio_frames) == (len(frames), 400)
+    assert 0 < result.observer_us < result.json_loads_us

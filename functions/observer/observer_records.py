@@ -68,6 +68,9 @@ class OpenTurn:
 
 
 ROLES: dict[str, Role] = {"caller": "caller", "agent": "assistant"}
+# The typed events `on_event` records; the reader hands it only these (not the playback progress a
+# GPT-Live call's output audio yields ~50 times a second).
+RECORD_EVENTS: tuple[type, ...] = (Transcript, TokenUsage, CallProgress, SessionUsage, SessionInfo)
 
 
 class Recorder:

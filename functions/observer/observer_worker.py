@@ -38,15 +38,16 @@ from observer_session import CallSession, Lease, handoff_token
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from observer_records import ROLES, Recorder
+from observer_records import RECORD_EVENTS, ROLES, Recorder
 from observer_tools import TOOL_EVENTS, CallControl, ToolCalls, ToolKnobs
 from shared import deps, limits, metrics, recordings
+from shared.agents import Agent
 from shared.errors import ServiceError
 from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
-from shared.tools import select_tools
+from shared.tools import Tool, select_tools
 from shared.upstream import call_api, is_call_id
 from shared.voice_api import (
     ADAPTERS,
@@ -62,7 +63,15 @@ from shared.voice_api import (
 from shared.voice_api.base import json_event
 from shared.voice_api.realtime import TRANSCRIPTS
 
-__all__ = ["CallSession", "ObserveResult", "Timing", "handoff_token", "observe", "run_worker"]
+__all__ = [
+    "CallSession",
+    "ObserveResult",
+    "Timing",
+    "handoff_token",
+    "new_call_session",
+    "observe",
+    "run_worker",
+]
 
 Outcome = Literal[
     "closed",
@@ -322,9 +331,10 @@ async def _read(call: CallSession, websocket: ClientConnection, result: ObserveR
     """One socket's events: deltas and reflected audio read from their frame's ends, the rest parsed
     once, logged, and handed (as typed events) to the tools and the recorder."""
     parser, call_id = call.parser, call.call_id
+    quick_events = parser.quick  # looked up once: it runs for every frame
     try:
         async for message in websocket:
-            quick = parser.quick(message)
+            quick = quick_events(message)
             if quick is not None:  # most of a call's frames: never JSON-parsed, never logged
                 result.events += 1
                 if quick:
@@ -365,7 +375,7 @@ def _dispatch(call: CallSession, events: tuple[ObserverEvent, ...], result: Obse
                 tool_calls.on_event(event)
             except Exception:  # a tool-handling bug must not stop the observation of the call
                 logger.exception("tool event handling failed", extra={"call_id": call.call_id})
-        if recorder is not None:
+        if recorder is not None and isinstance(event, RECORD_EVENTS):
             try:
                 recorder.on_event(event)
             except Exception:  # nor may a recording bug
@@ -520,29 +530,10 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
     started_at = request.call_started_at or request.requested_at
     # The granted length (the daily minutes budget may have shortened it), else MAX_CALL_SECONDS.
     limit = request.max_seconds if request.max_seconds is not None else settings.max_call_seconds
-    adapter = adapter_for_call(call_id) or ADAPTERS["realtime"]
-    recorder = _recorder(request, agent.settings)  # the profile's model prices the call
-    tool_calls = ToolCalls(
-        call_id,
-        owner,
-        tools=tools,
-        store=store,
-        control=CallControl(hangup=_unset, refer=_unset_refer),  # the session's, set below
-        knobs=ToolKnobs.from_settings(agent.settings),
-        on_answered=recorder.on_tool_call if recorder is not None else None,
-        adapter=adapter,
+    call = new_call_session(
+        request, agent, tools, store=store, owner=owner, api_key=api_key, settings=settings
     )
-    call = CallSession(
-        request,
-        url=adapter.sideband_url(settings.sideband_base, call_id),
-        api_key=api_key,
-        client=deps.openai_client(),
-        lease=Lease(store, owner, settings),
-        tool_calls=tool_calls,
-        recorder=recorder,
-        adapter=adapter,
-    )
-    tool_calls.control = CallControl(hangup=call.hangup, refer=call.refer)
+    recorder = call.recorder
     first = request.generation == 0 and lease.fresh
     timing = Timing(
         time_budget=max(1.0, remaining - settings.observer_stop_margin_seconds),
@@ -589,6 +580,45 @@ async def _observe_call(
             bucket=settings.recordings_bucket_name,
         )
     return result
+
+
+def new_call_session(
+    request: ObserveRequest,
+    agent: Agent,
+    tools: dict[str, Tool],
+    *,
+    store: CallStore,
+    owner: str,
+    api_key: str,
+    settings: Settings,
+) -> CallSession:
+    """The session of the call `request` names, as its lease `owner` observes it: the API's adapter,
+    the record (priced by the `agent` profile's model) and the profile's `tools`."""
+    call_id = request.call_id
+    adapter = adapter_for_call(call_id) or ADAPTERS["realtime"]
+    recorder = _recorder(request, agent.settings)
+    tool_calls = ToolCalls(
+        call_id,
+        owner,
+        tools=tools,
+        store=store,
+        control=CallControl(hangup=_unset, refer=_unset_refer),  # the session's, set below
+        knobs=ToolKnobs.from_settings(agent.settings),
+        on_answered=recorder.on_tool_call if recorder is not None else None,
+        adapter=adapter,
+    )
+    call = CallSession(
+        request,
+        url=adapter.sideband_url(settings.sideband_base, call_id),
+        api_key=api_key,
+        client=deps.openai_client(),
+        lease=Lease(store, owner, settings),
+        tool_calls=tool_calls,
+        recorder=recorder,
+        adapter=adapter,
+    )
+    tool_calls.control = CallControl(hangup=call.hangup, refer=call.refer)
+    return call
 
 
 async def _unset() -> None:

@@ -100,11 +100,10 @@ class CallProgress:
 @dataclass(frozen=True, slots=True)
 class Playback:
     """Agent audio on the line. Realtime: `started` / `stopped` / `cleared` per response; Live has no
-    playback events, only `progress` up to `end_ms` (session ms) from the reflected output audio."""
+    playback events, only `progress` while its reflected output audio flows."""
 
     state: PlaybackState
     response_id: str = ""
-    end_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

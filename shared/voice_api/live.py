@@ -9,7 +9,8 @@ then one `response.create` continues the backend.
 Reflected audio: the sideband also gets the call's audio both ways (`session.input_audio.append`,
 `session.output_audio.delta`: ~50 messages a second each, 1,280+ characters of base64). Those are
 never JSON-parsed: the type is matched at the frame's start or end (the audio sits in between), and
-output audio yields only its `end_ms`, as playback progress. Anything else falls back to a parse.
+output audio yields one shared event, playback progress (the agent is audible now). Anything else falls
+back to a parse.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ _AUDIO_TAIL = re.compile(rf"{_AUDIO}(?:\s*,{_NUMBER_FIELD})*\s*\}}\s*$")
 # The type first, compact or with the space after the colon that many encoders write.
 _INPUT_PREFIX = ('{"type":"session.input_audio.append"', '{"type": "session.input_audio.append"')
 _OUTPUT_PREFIX = ('{"type":"session.output_audio.delta"', '{"type": "session.output_audio.delta"')
-_END_MS = re.compile(r'"end_ms"\s*:\s*(\d+)')
+# Output audio: the agent is audible (all the observer needs of it: end_call waits for it to go quiet).
+AUDIBLE: tuple[ObserverEvent, ...] = (Playback("progress"),)
 HEAD_CHARS = 96  # where the type (and numbers before the audio) must sit
 TAIL_CHARS = 128
 SMALL_FRAME = 512  # shorter frames are parsed outright: no audio frame is this short
@@ -83,9 +85,21 @@ class LiveParser:
         return NO_EVENTS if event is None else self.on_event(event)
 
     def quick(self, message: str | bytes) -> tuple[ObserverEvent, ...] | None:
+        """The events of a reflected audio frame, read from its ends only; None when `message` is not
+        one (or is shaped unexpectedly: then it gets a full parse). Called for every frame."""
         if isinstance(message, bytes) or len(message) <= SMALL_FRAME:
             return None  # bytes: rare, parsed outright
-        return reflected_audio(message)
+        # The type first costs a prefix test; other orders and spacing cost a regex at each end.
+        if message.startswith(_INPUT_PREFIX):
+            return NO_EVENTS
+        if message.startswith(_OUTPUT_PREFIX):
+            return AUDIBLE
+        found = _AUDIO_HEAD.match(message, 0, HEAD_CHARS) or _AUDIO_TAIL.search(
+            message, len(message) - TAIL_CHARS
+        )
+        if found is None:
+            return None
+        return NO_EVENTS if found.group(1) == "input_audio.append" else AUDIBLE
 
     def on_event(self, event: dict[str, Any]) -> tuple[ObserverEvent, ...]:
         kind: str = event["type"]
@@ -120,8 +134,7 @@ class LiveParser:
         if kind == "transport.dtmf.received":
             return (Keypad(as_text(event.get("event"))[:8]),)
         if kind == "session.output_audio.delta":  # a reflected frame the fast path let through
-            end_ms = event.get("end_ms")
-            return (Playback("progress", end_ms=end_ms if isinstance(end_ms, int) else None),)
+            return AUDIBLE
         if kind == "session.started":
             session = as_dict(event.get("session"))
             expires_at = session.get("expires_at")
@@ -162,29 +175,6 @@ class LiveParser:
             usage = _backend_usage(response.get("usage"))
             return (*usage, ResponseDone(response_id, status))
         return NO_EVENTS
-
-
-def reflected_audio(message: str) -> tuple[ObserverEvent, ...] | None:
-    """The events of a reflected audio frame, read from its ends only; None when `message` is not
-    one (or is shaped unexpectedly: then it gets a full parse)."""
-    # The type first costs a prefix test; other orders and spacing cost a regex at each end.
-    if message.startswith(_INPUT_PREFIX):
-        return NO_EVENTS
-    if not message.startswith(_OUTPUT_PREFIX):
-        tail = len(message) - TAIL_CHARS
-        found = _AUDIO_HEAD.match(message, 0, HEAD_CHARS) or _AUDIO_TAIL.search(message, tail)
-        if found is None:
-            return None
-        if found.group(1) == "input_audio.append":
-            return NO_EVENTS
-    # A plain substring search first (the numbers follow the audio, or precede it), then one match.
-    at = message.rfind('"end_ms"', len(message) - TAIL_CHARS)
-    if at < 0:
-        at = message.find('"end_ms"', 0, HEAD_CHARS)
-    end = _END_MS.match(message, at) if at >= 0 else None
-    if end is None:
-        return None
-    return (Playback("progress", end_ms=int(end.group(1))),)
 
 
 def _usage(usage: dict[str, Any], *, final: bool) -> SessionUsage:
