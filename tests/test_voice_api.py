@@ -21,6 +21,7 @@ from shared.voice_api import (
     Closed,
     Keypad,
     LiveAdapter,
+    ObserverEvent,
     Playback,
     RealtimeAdapter,
     ResponseDone,
@@ -516,3 +517,9 @@ def test_sideband_urls_and_control_paths() -> None:
     assert adapter_for("live") is adapter_for_call(LIVE_ID)
     assert adapter_for("realtime") is adapter_for_call(RTC_ID)
     assert adapter_for_call("call_1") is None
+
+
+def test_typed_events_are_final_so_the_reader_may_dispatch_on_their_type() -> None:
+    """observer_worker._dispatch routes an event by `type(event)` in a set: a subclass would be missed."""
+    for kind in get_args(ObserverEvent):
+        assert kind.__subclasses__() == [], kind
