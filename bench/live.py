@@ -145,10 +145,10 @@ class LiveObserverCost:
 
 
 def observer_cost(
-    python: str, build: Build, fake: FakeProcess, env: dict[str, str], minutes: float
+    python: str, build: Build, fake: FakeProcess, env: dict[str, str], minutes: float, speed: float = SPEED
 ) -> LiveObserverCost:
     observed, baseline = session_ids("talk", 2)
-    fake.command(f"live_talk {SPEED} {minutes} {observed} {baseline}")
+    fake.command(f"live_talk {speed} {minutes} {observed} {baseline}")
     read, write = os.pipe()
     url = f"{fake.base_url.replace('http', 'ws', 1)}/live/sessions/{baseline}/attach"
     kept = [str(STREAM_FRAMES), str(KEPT_FRAMES)]
@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="call-minutes streamed (measure 5)")
     parser.add_argument("--webhooks", type=int, default=60)
     parser.add_argument("--tools", type=int, default=100)
+    parser.add_argument(
+        "--speed", type=float, default=SPEED, help="session seconds per real second (1: real time)"
+    )
     args = parser.parse_args(argv)
     python = artifact.python313()
     optimised, _ = artifact.build_all(python, reuse=True)
@@ -301,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         tools = tool_turnaround(fake, args.tools)
         openai = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": API_KEY}
         env = clean_env(POWERTOOLS_SERVICE_NAME="bench", **openai)
-        cost = observer_cost(python, optimised, fake, env, args.minutes)
+        cost = observer_cost(python, optimised, fake, env, args.minutes, args.speed)
         work = frame_work(fake, kept_frames())
     report = {
         "webhook_to_accept_ms": round(webhook.median_ms, 2),
