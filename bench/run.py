@@ -65,6 +65,7 @@ class Plan:
     tool_runs: int = 100
     record_flushes: int = 200
     live_minutes: float = 5.0  # of a GPT-Live call streamed through the observer (measure 5, Live)
+    live_real_minutes: float = 1.0  # of a GPT-Live call at real-time pace (report only)
 
 
 QUICK = Plan(
@@ -77,6 +78,7 @@ QUICK = Plan(
     tool_runs=5,
     record_flushes=10,
     live_minutes=0.5,
+    live_real_minutes=0.1,
 )
 
 
@@ -479,6 +481,19 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
                 round(lo.ratio, 2),
                 f"x a socket reader that json.loads every frame ({lo.read_cpu_ms_per_minute:.1f} vs"
                 f" {lo.baseline_cpu_ms_per_minute:.1f} ms / minute, first read to socket end)",
+                "-",
+                None,
+            )
+        )
+        # At the pace of a real call each frame wakes the reader on its own (at 20x several arrive per
+        # read): what a deployed observer spends. Report only, one call-minute.
+        real = live.observer_cost(python, optimised, fake, env, plan.live_real_minutes, speed=1)
+        rows.append(
+            Row(
+                "5 observer CPU at real time (GPT-Live)",
+                f"worker, {real.minutes:g} min at 1x, {real.audio_frames} reflected frames",
+                round(real.cpu_ms_per_minute, 1),
+                f"ms / call-minute (a json.loads socket reader: {real.baseline_cpu_ms_per_minute:.1f})",
                 "-",
                 None,
             )
