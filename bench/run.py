@@ -336,13 +336,13 @@ def run(plan: Plan, *, reuse_builds: bool) -> list[Row]:
         for results in zip(*rounds, strict=True):
             w = min(results, key=lambda r: r.added_ms)
             every = [round(r.added_ms, 3) for r in results]
+            listed = ", ".join(f"{ms:.3f}" for ms in every)
             rows.append(
                 Row(
                     "2 warm added latency",
                     w.label,
                     round(w.added_ms, 3),
-                    f"ms p50, best of {', '.join(f'{ms:.3f}' for ms in every)} ({w.handler_ms:.2f} ms full path,"
-                    f" {w.direct_ms:.2f} ms direct)",
+                    f"ms p50, best of {listed} ({w.handler_ms:.2f} ms full path, {w.direct_ms:.2f} direct)",
                     "<= 0.5 ms",
                     w.added_ms <= 0.5,
                     {
