@@ -231,14 +231,14 @@ def frame_work(fake: FakeProcess, frames: list[str], repeats: int = 7) -> FrameW
     import observer_worker
     from shared import deps
     from shared.launcher import ObserveRequest
-    from shared.tools import select_tools
+    from shared.tools import call_tools
 
     (call_id,) = session_ids("work", 1)
 
     async def observer() -> None:
         request = ObserveRequest(call_id=call_id, source="sip", requested_at=time.time())
         agent = deps.agents().default
-        tools = select_tools(agent.settings.tool_names, transfer_target="", known=deps.tool_registry())
+        tools = call_tools(agent.settings, "sip", "live", deps.tool_registry())  # as `_run` chooses them
         call = observer_worker.new_call_session(
             request,
             agent,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 from shared.log import logger
 from shared.policy import DECLINE
 from shared.settings import Settings, Voice
-from shared.tools import Channel, Tool, select_tools
+from shared.tools import Channel, Tool, call_tools
 
 # The browser is untrusted and tools run on the server: its data channel may end the session and
 # sees the conversation (transcripts, tool calls, errors), nothing else. The sideband is unaffected.
@@ -184,14 +184,7 @@ def live_session(
     profile's `store: true` (else left out: OpenAI's default, false)."""
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
-        chosen = select_tools(
-            settings.tool_names,
-            transfer_target=settings.transfer_target,
-            known=registry,
-            channel=channel,
-            api="live",
-        )
-        tools = [tool.schema() for tool in chosen.values()]
+        tools = [tool.schema() for tool in call_tools(settings, channel, "live", registry).values()]
     if settings.mcp_servers and channel is not None:
         _mcp_left_out(len(settings.mcp_servers))
     backend = ResponsesBackend(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.settings import DEFAULT_REALTIME_MODEL, McpServer, Settings, Voice
-from shared.tools import Channel, Tool, select_tools
+from shared.tools import Channel, Tool, call_tools
 
 
 class _Model(BaseModel):
@@ -74,14 +74,7 @@ def make_session(
     """
     tools: list[dict[str, Any]] = []
     if channel in ("sip", "webrtc"):
-        chosen = select_tools(
-            settings.tool_names,
-            transfer_target=settings.transfer_target,
-            known=registry,
-            channel=channel,
-            api="realtime",
-        )
-        tools += [tool.schema() for tool in chosen.values()]
+        tools += [tool.schema() for tool in call_tools(settings, channel, "realtime", registry).values()]
     if channel is not None:
         tools += [
             mcp_tool(server, with_headers=channel != "browser")

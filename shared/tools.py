@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import ServiceError, redact
 from shared.log import logger
-from shared.settings import VoiceApi
+from shared.settings import Settings, VoiceApi
 
 Channel = Literal["sip", "webrtc", "browser"]
 ActionName = Literal["end_call", "transfer_call"]
@@ -168,6 +168,16 @@ def available_tools() -> dict[str, Tool]:
         if getattr(value, "__module__", None) == my_tools.__name__ and name != "on_dtmf":
             found[name] = tool_from_function(value)
     return found
+
+
+def call_tools(
+    profile: Settings, channel: Channel, api: VoiceApi, registry: dict[str, Tool] | None = None
+) -> dict[str, Tool]:
+    """The tools a call of this agent `profile` offers on `channel` and `api` (its `TOOLS` and transfer
+    target): what its session declares and what its observer runs."""
+    return select_tools(
+        profile.tool_names, transfer_target=profile.transfer_target, known=registry, channel=channel, api=api
+    )
 
 
 def select_tools(

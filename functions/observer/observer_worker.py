@@ -47,7 +47,7 @@ from shared.launcher import ObserveRequest
 from shared.log import logger
 from shared.settings import Settings
 from shared.store import CallStore
-from shared.tools import Tool, select_tools
+from shared.tools import Channel, Tool, call_tools
 from shared.upstream import call_api, is_call_id
 from shared.voice_api import (
     ADAPTERS,
@@ -502,14 +502,9 @@ def _run(request: ObserveRequest, context: Any) -> dict[str, Any]:
         store = deps.call_store()
         # The profile the call was routed to: its tools, transfer target and greeting.
         agent = deps.agents().get(request.agent)
-        tools = select_tools(
-            agent.settings.tool_names,
-            transfer_target=agent.settings.transfer_target,
-            known=deps.tool_registry(),
-            # only a phone call can be referred or press keys
-            channel="sip" if request.source in ("sip", "outbound") else "webrtc",
-            api=call_api(call_id),
-        )
+        # Only a phone call can be referred or press keys.
+        channel: Channel = "sip" if request.source in ("sip", "outbound") else "webrtc"
+        tools = call_tools(agent.settings, channel, call_api(call_id), deps.tool_registry())
     except ServiceError as exc:
         logger.error("observer cannot start", extra={"call_id": call_id, "reason": exc.reason})
         return {"call_id": call_id, "outcome": "refused"}

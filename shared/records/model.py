@@ -38,16 +38,17 @@ MAX_TEXT_CHARS = 4_000  # one turn's text, one tool call's arguments or result
 MAX_STORED_BYTES = 300_000
 MAX_ARGUMENT_DEPTH = 16  # DynamoDB nests at most 32 levels; deeper arguments are kept as None
 
-# A Realtime call's tokens: what the listing index carries (shared/records/store.py SUMMARY_ATTRIBUTES).
-TOKEN_FIELDS = (
+# A Realtime call's tokens by kind (each has its own price: shared/records/pricing.py).
+REALTIME_TOKEN_KINDS = (
     "input_text_tokens",
     "input_audio_tokens",
     "input_cached_text_tokens",
     "input_cached_audio_tokens",
     "output_text_tokens",
     "output_audio_tokens",
-    "responses",
 )
+# What the listing index carries of a call's usage (shared/records/store.py SUMMARY_ATTRIBUTES).
+TOKEN_FIELDS = (*REALTIME_TOKEN_KINDS, "responses")
 USAGE_FIELDS = (
     *TOKEN_FIELDS,
     # GPT-Live: its Responses backend's tokens (the voice model is billed by time, `seconds`).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.records.model import Usage
+from shared.records.model import REALTIME_TOKEN_KINDS, Usage
 
 # USD per 1M tokens by model and token kind (OpenAI's model pages, developers.openai.com/api/docs/models/
 # gpt-realtime-2.1, .../gpt-realtime-2.1-mini, read 2026-12-06; .../gpt-realtime and .../gpt-realtime-mini,
@@ -53,14 +53,6 @@ DEFAULT_TOKEN_PRICES: dict[str, dict[str, float]] = {
 # Responses backend tokens are billed apart, at the backend model's token prices (TOKEN_PRICES; none
 # are built in).
 DEFAULT_MINUTE_PRICES: dict[str, float] = {"gpt-live-1": 0.05, "gpt-live-1.1": 0.05}
-REALTIME_TOKEN_KINDS = (
-    "input_text_tokens",
-    "input_audio_tokens",
-    "input_cached_text_tokens",
-    "input_cached_audio_tokens",
-    "output_text_tokens",
-    "output_audio_tokens",
-)
 # A backend's Responses tokens are text tokens: priced at its text prices.
 BACKEND_TOKEN_KINDS = {
     "backend_input_tokens": "input_text_tokens",
