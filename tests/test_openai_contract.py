@@ -36,7 +36,7 @@ from shared import deps
 from shared.secrets import SecretStore
 from shared.session import make_session
 from shared.settings import McpServer, Settings
-from shared.upstream import OpenAIClient
+from shared.upstream import EncodedJson, OpenAIClient
 from tests.conftest import API_KEY, FakeContext, load_event
 from tests.fake_openai import (
     SESSION_KEYS,
@@ -214,11 +214,18 @@ def test_the_bodies_the_upstream_client_posts_fit_the_sdk(fake: FakeOpenAI) -> N
     settings = Settings(openai_base_url=fake.base_url, openai_api_key=API_KEY, mcp_servers=MCP_SERVERS)
     client = OpenAIClient(settings, SecretStore(settings))
 
+    fake.register_call("rtc_contract03")
+
     async def post() -> None:
         await client.create_client_secret(make_session(settings, "browser").to_json(), 600)
         await client.create_call("v=0\r\n", make_session(settings, "webrtc").to_json())
+        # As /sip sends it: encoded once per container (deps.sip_accept_bodies).
+        await client.accept_call("rtc_contract03", EncodedJson.of(make_session(settings, "sip").to_json()))
 
     asyncio.run(post())
+    (accept,) = fake.requests_to("/realtime/calls/rtc_contract03/accept")
+    assert accept.headers["content-type"] == "application/json"
+    assert check(call_accept_params.CallAcceptParams, accept.json) == []
     (secret,) = fake.requests_to("/realtime/client_secrets")
     assert check(client_secret_create_params.ClientSecretCreateParams, secret.json) == []
     (call,) = fake.requests_to("/realtime/calls")
